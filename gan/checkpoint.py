@@ -1,0 +1,98 @@
+"""Run folders (numbered, never reused) and complete, atomic, safely loadable training checkpoints."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from gan.config import RunConfig, from_dict, to_dict
+from gan.errors import GanError
+from gan.files import atomic_write, write_text
+
+FORMAT = "gan-checkpoint"
+VERSION = 1
+_RUN_DIR = re.compile(r"^(\d{5})-")
+_CHECKPOINT = re.compile(r"^checkpoint-(\d+)\.pt$")
+
+
+def new_run_dir(out: str, name: str) -> Path:
+    """Create `out/NNNNN-name`, numbered one past the highest existing run, so no run is ever written over."""
+    root = Path(out).expanduser()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise GanError(f"cannot create the runs folder {root} ({error.strerror}); choose another with --out") from None
+    safe_name = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "run"
+    taken = [int(m.group(1)) for p in root.iterdir() if (m := _RUN_DIR.match(p.name))]
+    number = max(taken, default=-1) + 1
+    while True:  # another process may take the same number between our scan and mkdir
+        run_dir = root / f"{number:05d}-{safe_name}"
+        try:
+            run_dir.mkdir()
+            return run_dir
+        except FileExistsError:
+            number += 1
+
+
+def save_config(run_dir: Path, cfg: RunConfig) -> None:
+    write_text(Path(run_dir) / "config.json", json.dumps(to_dict(cfg), indent=2) + "\n")
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    """Checkpoints in a run folder, oldest first by step number (not by name or mtime)."""
+    found = [(int(m.group(1)), p) for p in Path(run_dir).iterdir() if (m := _CHECKPOINT.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def save_checkpoint(run_dir: Path, state: dict, keep: int) -> Path:
+    """Write `state` as checkpoint-<step>.pt (temp file, then rename), then delete all but the newest `keep`."""
+    path = Path(run_dir) / f"checkpoint-{state['step']:07d}.pt"
+    atomic_write(path, lambda tmp: torch.save({"format": FORMAT, "version": VERSION, **state}, tmp))
+    for old in list_checkpoints(run_dir)[:-keep]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def find_checkpoint(path: str) -> Path:
+    """A checkpoint file as given, or the newest one in a run folder."""
+    target = Path(path).expanduser()
+    if not target.exists():
+        raise GanError(f"{target} does not exist: give a run folder (checkpoints/00000-name) or a checkpoint-*.pt file")
+    if target.is_file():
+        return target
+    found = list_checkpoints(target)
+    if not found:
+        raise GanError(f"{target} holds no checkpoint-*.pt file: is it a run folder, and did the run save a checkpoint?")
+    return found[-1]
+
+
+@dataclass
+class Checkpoint:
+    state: dict  # see train.training_state for the keys
+    path: Path
+
+    @property
+    def config(self) -> RunConfig:
+        return from_dict(RunConfig, self.state["config"])
+
+    @property
+    def step(self) -> int:
+        return int(self.state["step"])
+
+
+def load_checkpoint(path: str) -> Checkpoint:
+    """Load a checkpoint (file or run folder) onto the CPU with weights_only=True; check it is one of ours."""
+    file = find_checkpoint(path)
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as error:  # truncated, not a torch file, or holding objects weights_only refuses
+        raise GanError(f"cannot read checkpoint {file}: {error}. Is the file complete and written by `gan train`?") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise GanError(f"{file} is not a checkpoint written by `gan train`")
+    if state.get("version") != VERSION:
+        raise GanError(f"{file} has checkpoint format version {state.get('version')}; this version reads {VERSION}")
+    return Checkpoint(state, file)

@@ -1,0 +1,175 @@
+"""The `gan` command: flags generated from the config dataclasses, one function per subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import typing
+from pathlib import Path
+
+from gan.checkpoint import load_checkpoint
+from gan.config import RunConfig, SampleConfig, to_dict
+from gan.errors import GanError
+
+DEMO_DATA = Path(__file__).resolve().parent.parent / "data" / "emoji"
+
+
+def _help_text(field: dataclasses.Field) -> str:
+    default = field.default
+    if default == "":
+        return field.metadata["help"]
+    shown = ("on" if default else "off") if isinstance(default, bool) else default
+    return f"{field.metadata['help']} (default: {shown})"
+
+
+def add_config_flags(parser: argparse.ArgumentParser, cls, section: str = "") -> None:
+    """One flag per field of `cls` that has help metadata; nested dataclasses become their own help groups.
+
+    Defaults are suppressed in the namespace so that only flags the user typed override a config (this is how
+    a resumed run keeps its saved settings).
+    """
+    hints = typing.get_type_hints(cls)
+    for field in dataclasses.fields(cls):
+        kind = hints[field.name]
+        if dataclasses.is_dataclass(kind):
+            group = parser.add_argument_group(f"{field.name} options")
+            add_config_flags(group, kind, f"{section}{field.name}.")
+            continue
+        if "help" not in field.metadata:
+            continue
+        flag = field.metadata["flag"] or "--" + field.name.replace("_", "-")
+        common = {
+            "dest": section + field.name,
+            "default": argparse.SUPPRESS,
+            "help": _help_text(field),
+        }
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **common)
+        else:
+            choices = field.metadata["choices"]
+            metavar = None if choices else field.name.upper()
+            parser.add_argument(flag, type=kind, choices=choices, metavar=metavar, **common)
+
+
+def apply_flags(cfg, args: argparse.Namespace) -> None:
+    """Write the flags the user gave into `cfg` (dest 'section.field' for nested configs)."""
+    for dest, value in vars(args).items():
+        *sections, name = dest.split(".")
+        target = cfg
+        for section in sections:
+            target = getattr(target, section)
+        if dataclasses.is_dataclass(target) and name in {f.name for f in dataclasses.fields(target)}:
+            setattr(target, name, value)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from gan.train import train  # torch-heavy imports only for the commands that need them
+
+    checkpoint = load_checkpoint(args.resume) if args.resume else None
+    cfg = checkpoint.config if checkpoint else RunConfig()
+    apply_flags(cfg, args)
+    if args.dry_run:
+        cfg.validate()
+        print(json.dumps(to_dict(cfg), indent=2))
+        return 0
+    result = train(cfg, resume=checkpoint)
+    if not result.interrupted:
+        _print_train_summary(result.run_dir, result.step, result.checkpoint)
+    return 0
+
+
+def _print_train_summary(run_dir: Path, step: int, checkpoint: Path) -> None:
+    print(
+        f"\ntrained to step {step}. Everything is in {run_dir}/\n"
+        f"  checkpoint   {checkpoint}\n"
+        f"  sample grids {run_dir}/fakes-*.png (real images: reals.png)\n"
+        f"  curves       tensorboard --logdir {run_dir.parent}\n"
+        f"  export       gan sample --run {run_dir} --count 1000 --out synthetic\n"
+        f"  train on     gan train --resume {run_dir} --steps {2 * step}"
+    )
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from gan.sample import export
+
+    cfg = SampleConfig()
+    apply_flags(cfg, args)
+    result = export(cfg)
+    print(f"wrote {len(result.files)} images to {result.out}/ (list: {result.manifest})")
+    if result.grid:
+        print(f"preview grid: {result.grid}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Train briefly on the bundled emoji images, export synthetic ones, and say where everything is."""
+    from gan.sample import export
+    from gan.train import train
+
+    cfg = RunConfig()
+    cfg.data.path = str(args.data)
+    cfg.data.resolution = 32
+    cfg.train.steps = args.steps
+    cfg.train.name = "demo"
+    cfg.train.out = args.out
+    cfg.train.image_every = max(1, args.steps // 5)
+    cfg.train.checkpoint_every = args.steps
+    result = train(cfg)
+    if result.interrupted:
+        return 0
+    synthetic = result.run_dir / "synthetic"
+    exported = export(SampleConfig(run=str(result.run_dir), count=args.count, out=str(synthetic),
+                                   grid=str(result.run_dir / "synthetic-grid.png")))
+    print(
+        f"\ndemo done.\n"
+        f"  synthetic images  {exported.out}/ ({len(exported.files)} PNGs, listed in {exported.manifest.name})\n"
+        f"  their preview     {exported.grid}\n"
+        f"  training grids    {result.run_dir}/fakes-*.png (real images: reals.png)\n"
+        f"  TensorBoard logs  {result.run_dir}/  ->  .venv/bin/tensorboard --logdir {result.run_dir.parent}"
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gan", description="Grow a small image dataset with a GAN.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{train,sample,demo}")
+
+    train = commands.add_parser("train", help="train a GAN on a folder of images (or resume a run)",
+                                description="Train a DCGAN on a folder of images; every run gets its own folder.")
+    train.add_argument("--resume", metavar="RUN", default="",
+                       help="run folder or checkpoint file to continue exactly where it stopped; "
+                            "its saved settings apply unless given again as flags")
+    train.add_argument("--dry-run", action="store_true", help="print the resolved config as JSON and exit")
+    add_config_flags(train, RunConfig)
+    train.set_defaults(handler=cmd_train)
+
+    sample = commands.add_parser("sample", help="export synthetic images from a trained run",
+                                 description="Export synthetic images (one seed each) with a manifest.csv.")
+    add_config_flags(sample, SampleConfig)
+    sample.set_defaults(handler=cmd_sample)
+
+    demo = commands.add_parser("demo", help="train briefly on the bundled emoji images and export samples")
+    demo.add_argument("--data", default=str(DEMO_DATA), help="image folder (default: the bundled emoji)")
+    demo.add_argument("--steps", type=int, default=600, help="generator steps (default: 600)")
+    demo.add_argument("--count", type=int, default=200, help="images to export (default: 200)")
+    demo.add_argument("--out", default="checkpoints", help="where the run folder goes (default: checkpoints)")
+    demo.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except GanError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("aborted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""Typed configuration: one dataclass per concern, validated with messages that name the flag, JSON round-trip.
+
+Every field with `help` metadata becomes a command-line flag (see `gan.cli`), so a knob is written once, here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+
+from PIL import ImageColor
+
+from gan.errors import GanError
+
+
+def option(default, help: str, choices: tuple | None = None, flag: str | None = None, **kwargs):
+    """A config field that is also a command-line flag (`--field-name` unless `flag` says otherwise)."""
+    return field(default=default, metadata={"help": help, "choices": choices, "flag": flag}, **kwargs)
+
+
+def derived(default_factory):
+    """A config field filled in by the program (e.g. from the data), saved in config.json but not a flag."""
+    return field(default_factory=default_factory)
+
+
+@dataclass
+class DataConfig:
+    path: str = option("", "folder of images: flat, or one subfolder per class", flag="--data")
+    resolution: int = option(64, "training resolution in pixels (a power of two, 16 or more)")
+    channels: int = option(0, "1 (grayscale) or 3 (colour); 0 picks 1 when every image is grayscale", (0, 1, 3))
+    mirror: bool = option(False, "also train on horizontally flipped images")
+    background: str = option("white", "colour transparent images are composited onto (name or #rrggbb)")
+    max_pixels: int = option(80_000_000, "skip images with more pixels than this (guards against decompression bombs)")
+    workers: int = option(0, "processes that decode images (0: one per CPU core)")
+    cache: bool = option(True, "cache decoded images so the next run on the same folder starts at once")
+    cache_dir: str = option("", "where the decoded-image cache lives (default: $XDG_CACHE_HOME/gan or ~/.cache/gan)")
+    class_names: list[str] = derived(list)
+    class_counts: list[int] = derived(list)
+
+    def validate(self) -> None:
+        r = self.resolution
+        if r < 16 or r & (r - 1):
+            raise GanError(f"--resolution must be a power of two of at least 16 (16, 32, 64, 128 ...), got {r}")
+        if self.channels not in (0, 1, 3):
+            raise GanError(f"--channels must be 1, 3 or 0 (auto), got {self.channels}")
+        if self.max_pixels < 1:
+            raise GanError(f"--max-pixels must be positive, got {self.max_pixels}")
+        if self.workers < 0:
+            raise GanError(f"--workers must be 0 (auto) or more, got {self.workers}")
+        try:
+            ImageColor.getrgb(self.background)
+        except ValueError:
+            raise GanError(f"--background {self.background!r} is not a colour: use a name like white or #rrggbb") from None
+
+
+@dataclass
+class ModelConfig:
+    z_dim: int = option(100, "length of the generator's noise vector")
+    g_channels: int = option(64, "generator width: channels of its last hidden layer (doubling towards 4x4, at most 8x)")
+    d_channels: int = option(64, "discriminator width: channels of its first layer (doubling, at most 8x)")
+
+    def validate(self) -> None:
+        for name in ("z_dim", "g_channels", "d_channels"):
+            if getattr(self, name) < 1:
+                raise GanError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+
+
+@dataclass
+class TrainConfig:
+    steps: int = option(5000, "total generator steps for the run (on --resume: the step to carry the run on to)")
+    batch_size: int = option(64, "images per step for the discriminator and the generator")
+    g_lr: float = option(2e-4, "generator Adam learning rate")
+    d_lr: float = option(2e-4, "discriminator Adam learning rate")
+    beta1: float = option(0.5, "Adam beta1 for both networks")
+    beta2: float = option(0.999, "Adam beta2 for both networks")
+    ema_decay: float = option(0.999, "decay of the generator's moving average used for grids and export (0: off)")
+    seed: int = option(0, "random seed: the same seed, data and settings repeat a CPU run exactly")
+    device: str = option("auto", "where to train: auto picks cuda, then mps, then cpu", ("auto", "cuda", "mps", "cpu"))
+    precision: str = option("auto", "auto: bf16 autocast on CUDA, fp32 elsewhere", ("auto", "fp32", "bf16"))
+    compile: bool = option(False, "torch.compile both networks (CUDA; slower start, faster steps)")
+    log_every: int = option(20, "steps between reading losses into TensorBoard, stats.jsonl and the progress bar")
+    image_every: int = option(500, "steps between sample grids (fakes-<step>.png and TensorBoard)")
+    checkpoint_every: int = option(1000, "steps between checkpoints (one is always written at the end)")
+    keep: int = option(3, "how many of the newest checkpoints to keep")
+    out: str = option("checkpoints", "folder where numbered run folders are created")
+    name: str = option("", "run folder name after its number (default: the data folder's name)")
+    tensorboard: bool = option(True, "write TensorBoard events (stats.jsonl is written either way)")
+
+    def validate(self) -> None:
+        positive = ("steps", "batch_size", "g_lr", "d_lr", "log_every", "image_every", "checkpoint_every", "keep")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise GanError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+        for name in ("beta1", "beta2", "ema_decay"):
+            if not 0 <= getattr(self, name) < 1:
+                raise GanError(f"--{name.replace('_', '-')} must be in [0, 1), got {getattr(self, name)}")
+
+
+@dataclass
+class RunConfig:
+    """Everything a training run needs; saved as config.json in the run folder and inside every checkpoint."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def validate(self) -> None:
+        self.data.validate()
+        self.model.validate()
+        self.train.validate()
+
+
+@dataclass
+class SampleConfig:
+    run: str = option("", "run folder to sample from (its newest checkpoint)")
+    checkpoint: str = option("", "checkpoint file to sample from (instead of --run)")
+    count: int = option(100, "how many images to export")
+    out: str = option("", "folder to write the images into (created if missing)")
+    seed: int = option(0, "image i uses seed S+i, so the output does not depend on batch size or device")
+    batch_size: int = option(64, "images generated per forward pass")
+    format: str = option("png", "image file format", ("png", "jpg"))
+    grid: str = option("", "also write a preview grid of the first 64 images to this file")
+    overwrite: bool = option(False, "allow writing into a folder that already holds files (same names are replaced)")
+    device: str = option("auto", "where to generate: auto picks cuda, then mps, then cpu", ("auto", "cuda", "mps", "cpu"))
+    workers: int = option(0, "threads that encode and write images (0: one per CPU core)")
+
+    def validate(self) -> None:
+        if bool(self.run) == bool(self.checkpoint):
+            raise GanError("give exactly one of --run DIR or --checkpoint FILE")
+        if not self.out:
+            raise GanError("--out is required: the folder to write the synthetic images into")
+        for name in ("count", "batch_size"):
+            if getattr(self, name) < 1:
+                raise GanError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+        if self.seed < 0:
+            raise GanError(f"--seed must be 0 or more, got {self.seed}")
+        if self.workers < 0:
+            raise GanError(f"--workers must be 0 (auto) or more, got {self.workers}")
+
+
+def to_dict(cfg) -> dict:
+    """Plain nested dict of a config, ready for JSON or a checkpoint."""
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(cls, values: dict):
+    """Rebuild a config dataclass from `to_dict` output; unknown keys mean a config from another version."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(values) - names
+    if unknown:
+        raise GanError(f"config has settings this version does not know: {', '.join(sorted(unknown))}")
+    kwargs = {}
+    for name, value in values.items():
+        kind = hints[name]
+        kwargs[name] = from_dict(kind, value) if dataclasses.is_dataclass(kind) else value
+    return cls(**kwargs)
+
+
+# Settings that change the networks' tensors: a checkpoint only resumes or samples with the same values.
+SHAPE_SETTINGS = (("data", "resolution"), ("data", "channels"), ("model", "z_dim"), ("model", "g_channels"), ("model", "d_channels"))
+
+
+def shape_differences(saved: RunConfig, wanted: RunConfig) -> list[str]:
+    """Human-readable list of model-shape settings that differ, e.g. ['--g-channels 64 in the checkpoint, 128 now']."""
+    differences = []
+    for section, name in SHAPE_SETTINGS:
+        before, now = getattr(getattr(saved, section), name), getattr(getattr(wanted, section), name)
+        if before != now:
+            differences.append(f"--{name.replace('_', '-')} {before} in the checkpoint, {now} now")
+    return differences

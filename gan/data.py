@@ -1,0 +1,264 @@
+"""The training images: scan a folder (flat or one subfolder per class), decode every image once, in parallel,
+cache the result on disk, and hand out shuffled batches from one uint8 tensor (no decoding in the training step)."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from gan import images as imagefiles
+from gan.config import DataConfig
+from gan.errors import GanError
+from gan.files import atomic_write
+from gan.tracking import progress_bar
+
+CACHE_VERSION = 1
+_PARALLEL_MIN_FILES = 64  # below this, starting worker processes costs more than it saves
+
+
+@dataclass
+class ImageDataset:
+    images: torch.Tensor  # (N, C, H, W) uint8
+    labels: torch.Tensor  # (N,) int64 index into class_names
+    class_names: list[str]
+    files: list[str]  # relative to the data folder, one per image
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    @property
+    def class_counts(self) -> list[int]:
+        return torch.bincount(self.labels, minlength=len(self.class_names)).tolist()
+
+
+def load_dataset(cfg: DataConfig, log: Callable[[str], None] = print) -> ImageDataset:
+    """Scan, decode (or read from the cache) and check the images under `cfg.path`; report what was skipped."""
+    root = _check_folder(cfg.path)
+    files, labels, class_names = scan_folder(root, log)
+    decoded = _read_cache(cfg, root, files, labels, log) if cfg.cache else None
+    if decoded is None:
+        decoded = _decode_all(cfg, root, files, labels)
+        if cfg.cache:
+            _write_cache(cfg, root, files, labels, decoded, log)
+    _report(decoded, len(files), cfg.resolution, log)
+    if not decoded["files"]:
+        raise GanError(
+            f"no usable image in {root}: all {len(files)} image files were skipped (reasons above). "
+            f"Supported formats: {imagefiles.FORMATS}."
+        )
+    channels = cfg.channels or (1 if bool(decoded["gray"].all()) else 3)
+    dataset = ImageDataset(
+        images=_to_channels(decoded["images"], channels),
+        labels=decoded["labels"],
+        class_names=class_names,
+        files=decoded["files"],
+    )
+    for name, count in zip(class_names, dataset.class_counts):
+        if count == 0:
+            log(f"warning: class folder {name!r} has no usable image")
+    return dataset
+
+
+def _check_folder(path: str) -> Path:
+    if not path:
+        raise GanError("--data is required: the folder of images to train on")
+    root = Path(path).expanduser()
+    if not root.exists():
+        raise GanError(f"data folder {root} does not exist: check the path given to --data")
+    if not root.is_dir():
+        raise GanError(f"{root} is a file, not a folder: --data takes a folder of images (or of class subfolders)")
+    return root
+
+
+def _visible(path: Path, root: Path) -> bool:
+    return not any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
+def _images_under(folder: Path, root: Path, recursive: bool) -> list[Path]:
+    found = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(p for p in found if p.is_file() and imagefiles.is_image_file(p) and _visible(p, root))
+
+
+def scan_folder(root: Path, log: Callable[[str], None] = print) -> tuple[list[Path], list[int], list[str]]:
+    """List the image files: one subfolder per class (ImageFolder layout), or a flat folder (one class, its name)."""
+    subfolders = sorted(p for p in root.iterdir() if p.is_dir() and _visible(p, root))
+    classes = [(d.name, _images_under(d, root, recursive=True)) for d in subfolders]
+    classes = [(name, found) for name, found in classes if found]
+    top_level = _images_under(root, root, recursive=False)
+    if not classes:
+        if not top_level:
+            raise GanError(
+                f"no images found in {root}: put images ({imagefiles.FORMATS}) directly in the folder, "
+                f"or in one subfolder per class"
+            )
+        return top_level, [0] * len(top_level), [root.resolve().name]
+    if top_level:
+        log(f"warning: ignoring {len(top_level)} images directly in {root}, which has class subfolders; "
+            f"move them into a class folder to use them")
+    files = [f for _, found in classes for f in found]
+    labels = [label for label, (_, found) in enumerate(classes) for _ in found]
+    return files, labels, [name for name, _ in classes]
+
+
+def _decode_all(cfg: DataConfig, root: Path, files: list[Path], labels: list[int]) -> dict:
+    """Decode every file once, in worker processes when there are enough of them; collect the skip reasons."""
+    decode = functools.partial(
+        imagefiles.decode_or_reason, resolution=cfg.resolution, background=cfg.background, max_pixels=cfg.max_pixels
+    )
+    workers = cfg.workers or os.cpu_count() or 1
+    paths = [str(f) for f in files]
+    desc = f"decoding {root.name}"
+    if workers > 1 and len(paths) >= _PARALLEL_MIN_FILES:
+        # spawn: never fork a process that holds torch's thread pools.
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            decoded = pool.map(decode, paths, chunksize=max(1, len(paths) // (workers * 8)))
+            results = list(progress_bar(len(paths), desc, "img", iterable=decoded))
+    else:
+        results = list(progress_bar(len(paths), desc, "img", iterable=map(decode, paths)))
+    kept = [(f, label, r) for f, label, r in zip(files, labels, results) if r.reason is None]
+    shape = (0, cfg.resolution, cfg.resolution, 3)
+    return {
+        "images": torch.from_numpy(np.stack([r.pixels for _, _, r in kept]) if kept else np.zeros(shape, np.uint8)),
+        "gray": torch.tensor([r.gray for _, _, r in kept], dtype=torch.bool),
+        "labels": torch.tensor([label for _, label, _ in kept], dtype=torch.int64),
+        "files": [f.relative_to(root).as_posix() for f, _, _ in kept],
+        "skipped": [[f.relative_to(root).as_posix(), r.reason] for f, _, r in zip(files, labels, results) if r.reason],
+        "upscaled": sum(r.upscaled for _, _, r in kept),
+    }
+
+
+def _to_channels(rgb: torch.Tensor, channels: int) -> torch.Tensor:
+    """(N, H, W, 3) uint8 -> (N, C, H, W) uint8; one channel uses the ITU-R 601 luma weights, as PIL's 'L' does."""
+    nchw = rgb.permute(0, 3, 1, 2)
+    if channels == 3:
+        return nchw.contiguous()
+    weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+    return (nchw.float() * weights).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
+
+
+def _report(decoded: dict, total: int, resolution: int, log: Callable[[str], None]) -> None:
+    for file, reason in decoded["skipped"]:
+        log(f"skipped {file}: {reason}")
+    summary = f"{len(decoded['files'])} images ready"
+    if decoded["skipped"]:
+        summary += f", {len(decoded['skipped'])} of {total} files skipped"
+    if decoded["upscaled"]:
+        summary += f", {decoded['upscaled']} smaller than {resolution} px were upscaled"
+    log(summary)
+
+
+# --- the decoded-image cache ---------------------------------------------------------------------------------------
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gan"
+
+
+def _cache_path(cfg: DataConfig, root: Path, files: list[Path], labels: list[int]) -> Path:
+    """A file named by a hash of everything that changes the decoded pixels: file list, sizes, mtimes, settings."""
+    listing = []
+    for f, label in zip(files, labels):
+        stat = f.stat()
+        listing.append([f.relative_to(root).as_posix(), stat.st_size, stat.st_mtime_ns, label])
+    key = json.dumps(
+        {
+            "version": CACHE_VERSION,
+            "root": str(root.resolve()),
+            "files": listing,
+            "resolution": cfg.resolution,
+            "background": cfg.background,
+            "max_pixels": cfg.max_pixels,
+        }
+    )
+    digest = hashlib.sha256(key.encode()).hexdigest()[:20]
+    return Path(cfg.cache_dir or default_cache_dir()).expanduser() / f"{root.resolve().name}-{digest}.pt"
+
+
+def _read_cache(cfg: DataConfig, root: Path, files: list[Path], labels: list[int], log) -> dict | None:
+    path = _cache_path(cfg, root, files, labels)
+    if not path.exists():
+        return None
+    try:
+        decoded = torch.load(path, weights_only=True)
+    except Exception as error:  # a damaged cache is rebuilt, never fatal
+        log(f"warning: ignoring unreadable cache {path} ({error}); decoding again")
+        return None
+    log(f"loaded decoded images from cache {path}")
+    return decoded
+
+
+def _write_cache(cfg: DataConfig, root: Path, files: list[Path], labels: list[int], decoded: dict, log) -> None:
+    path = _cache_path(cfg, root, files, labels)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda tmp: torch.save(decoded, tmp))
+    except OSError as error:  # a read-only or full cache folder only costs the next run its head start
+        log(f"warning: could not write the image cache in {path.parent} ({error}); use --cache-dir or --no-cache")
+
+
+# --- batches for the training loop ----------------------------------------------------------------------------------
+
+
+class RealBatches:
+    """Endless shuffled epochs of real batches as floats in [-1, 1] on the training device.
+
+    All randomness (order, mirroring) comes from one CPU generator, so batches do not depend on the device, and
+    its state goes into checkpoints so a resumed run sees exactly the batches the uninterrupted one would have.
+    """
+
+    def __init__(self, dataset: ImageDataset, batch_size: int, mirror: bool, generator: torch.Generator,
+                 device: torch.device):
+        self.images = dataset.images.to(device)
+        self.labels = dataset.labels.to(device)
+        self.batch_size = batch_size
+        self.mirror = mirror
+        self.generator = generator
+        self.order = torch.randperm(len(dataset), generator=self.generator)
+        self.position = 0
+
+    def _next_indices(self) -> torch.Tensor:
+        """Next batch of indices; a dataset smaller than the batch contributes several epochs to one batch."""
+        taken = []
+        needed = self.batch_size
+        while needed:
+            if self.position == len(self.order):
+                self.order = torch.randperm(len(self.order), generator=self.generator)
+                self.position = 0
+            chunk = self.order[self.position : self.position + needed]
+            self.position += len(chunk)
+            needed -= len(chunk)
+            taken.append(chunk)
+        return torch.cat(taken)
+
+    def __next__(self) -> tuple[torch.Tensor, torch.Tensor]:
+        indices = self._next_indices()
+        flip = torch.rand(len(indices), generator=self.generator) < 0.5 if self.mirror else None
+        indices = indices.to(self.images.device, non_blocking=True)
+        images = self.images[indices].float().div_(127.5).sub_(1.0)  # (B, C, H, W) in [-1, 1]
+        if flip is not None:
+            flip = flip.to(images.device, non_blocking=True).view(-1, 1, 1, 1)
+            images = torch.where(flip, images.flip(3), images)
+        return images, self.labels[indices]
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state(), "order": self.order.clone(), "position": self.position}
+
+    def load_state_dict(self, state: dict) -> None:
+        if len(state["order"]) != len(self.order):
+            raise GanError(
+                f"the data folder now has {len(self.order)} usable images but the checkpoint was trained on "
+                f"{len(state['order'])}; resume needs the same images (or start a new run)"
+            )
+        self.generator.set_state(state["generator"])
+        self.order = state["order"].clone()
+        self.position = int(state["position"])

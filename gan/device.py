@@ -1,0 +1,65 @@
+"""Device choice and the speed-ups that only pay on some devices (bf16 autocast, channels_last, compile, fused Adam)."""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from torch import nn
+
+from gan.errors import GanError
+
+
+def pick_device(name: str) -> torch.device:
+    """'auto' picks cuda, then mps, then cpu; an explicit device that is not there is a clear error."""
+    cuda, mps = torch.cuda.is_available(), torch.backends.mps.is_available()
+    if name == "auto":
+        return torch.device("cuda" if cuda else "mps" if mps else "cpu")
+    if name == "cuda" and not cuda:
+        raise GanError("--device cuda: no CUDA GPU is visible to PyTorch (check nvidia-smi and the torch build), or use --device cpu")
+    if name == "mps" and not mps:
+        raise GanError("--device mps: Apple's Metal backend is not available here; use --device cpu")
+    return torch.device(name)
+
+
+def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
+    """The autocast dtype for `precision` on `device`, or None for plain fp32."""
+    if precision == "fp32" or (precision == "auto" and device.type != "cuda"):
+        return None
+    if device.type == "mps":
+        raise GanError("--precision bf16 is not supported on mps; use --precision fp32")
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        if precision == "bf16":
+            raise GanError("--precision bf16: this GPU has no bf16 support; use --precision fp32")
+        return None
+    return torch.bfloat16
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    """Mixed-precision context for the forward passes; a no-op context for fp32."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def place(module: nn.Module, device: torch.device) -> nn.Module:
+    """Move a network to `device`; on CUDA use channels_last, which tensor cores run faster."""
+    module.to(device)
+    if device.type == "cuda":
+        module.to(memory_format=torch.channels_last)
+    return module
+
+
+def maybe_compile(module: nn.Module, enabled: bool) -> nn.Module:
+    """torch.compile when asked; callers keep the original module for state_dict (compiled keys differ)."""
+    return torch.compile(module) if enabled else module
+
+
+def adam_options(device: torch.device) -> dict:
+    """Fused Adam on CUDA (one kernel for all parameters); the default implementation elsewhere."""
+    return {"fused": True} if device.type == "cuda" else {}
+
+
+def as_layout(images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Give an image batch the memory layout `place` gave the networks."""
+    return images.contiguous(memory_format=torch.channels_last) if device.type == "cuda" else images

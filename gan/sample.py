@@ -1,0 +1,139 @@
+"""Export: synthetic images from a trained generator, one seed per image, encoded and written in parallel, atomically.
+
+Image i uses noise drawn from its own generator seeded S+i on the CPU, so an export does not depend on the batch
+size or the device, and any single image can be regenerated from its seed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from gan import device as devices
+from gan.checkpoint import Checkpoint, load_checkpoint
+from gan.config import SampleConfig
+from gan.errors import GanError
+from gan.files import atomic_write, write_text
+from gan.models import Generator
+from gan.tracking import image_grid, progress_bar, save_png
+
+_PIL_FORMATS = {"png": ("PNG", {}), "jpg": ("JPEG", {"quality": 95})}
+_GRID_SIZE = 64
+
+
+@dataclass
+class ExportResult:
+    out: Path
+    files: list[Path]
+    manifest: Path
+    grid: Path | None
+
+
+def load_generator(checkpoint: Checkpoint, device: torch.device) -> nn.Module:
+    """The checkpoint's moving-average generator, in eval mode on `device`."""
+    cfg = checkpoint.config
+    G = Generator(cfg.model, cfg.data.resolution, cfg.data.channels)
+    try:
+        G.load_state_dict(checkpoint.state["G_ema"])
+    except (RuntimeError, KeyError) as error:
+        raise GanError(f"{checkpoint.path}: its generator weights do not match its own config ({error})") from None
+    return devices.place(G, device).eval()
+
+
+def noise_for_seeds(seeds: list[int], z_dim: int) -> torch.Tensor:
+    """(len(seeds), z_dim) noise, row i drawn from a CPU generator seeded seeds[i]."""
+    return torch.stack([torch.randn(z_dim, generator=torch.Generator().manual_seed(s)) for s in seeds])
+
+
+@torch.no_grad()
+def generate(G: nn.Module, seeds: list[int], batch_size: int, device: torch.device) -> Iterator[torch.Tensor]:
+    """Batches of generated images (B, C, H, W) in [-1, 1] on the CPU, in the order of `seeds`."""
+    for start in range(0, len(seeds), batch_size):
+        z = noise_for_seeds(seeds[start : start + batch_size], G.z_dim).to(device)
+        yield G(z).float().cpu()
+
+
+def to_pixels(images: torch.Tensor) -> np.ndarray:
+    """(B, C, H, W) floats in [-1, 1] -> (B, H, W, C) uint8, or (B, H, W) for one channel."""
+    pixels = images.add(1.0).mul(127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return pixels[..., 0] if pixels.shape[-1] == 1 else pixels
+
+
+def _encode_and_write(pixels: np.ndarray, path: Path, fmt: str) -> None:
+    name, options = _PIL_FORMATS[fmt]
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format=name, **options)
+    atomic_write(path, lambda tmp: tmp.write_bytes(buffer.getvalue()))
+
+
+def prepare_out(out: str, overwrite: bool) -> Path:
+    """Create the output folder; refuse one that already holds files unless --overwrite."""
+    folder = Path(out).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise GanError(f"--out {folder} is a file; give a folder to write the images into")
+    existing = sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) if folder.exists() else []
+    if existing and not overwrite:
+        raise GanError(
+            f"--out {folder} already holds {len(existing)} entries (e.g. {existing[0]}); choose a new or empty "
+            f"folder, or pass --overwrite to write into it (files with the same names are replaced)"
+        )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise GanError(f"cannot create --out {folder} ({error.strerror})") from None
+    return folder
+
+
+def export(cfg: SampleConfig, log: Callable[[str], None] = print) -> ExportResult:
+    """Generate cfg.count images from a run or checkpoint into cfg.out, with manifest.csv and an optional grid."""
+    cfg.validate()
+    checkpoint = load_checkpoint(cfg.run or cfg.checkpoint)
+    device = devices.pick_device(cfg.device)
+    G = load_generator(checkpoint, device)
+    out = prepare_out(cfg.out, cfg.overwrite)
+    class_names = checkpoint.config.data.class_names
+    label = class_names[0] if len(class_names) == 1 else ""  # an unconditional model of several classes has no label
+    seeds = list(range(cfg.seed, cfg.seed + cfg.count))
+    files = [out / f"seed{seed:06d}.{cfg.format}" for seed in seeds]
+    log(f"exporting {cfg.count} images from {checkpoint.path} (step {checkpoint.step}) to {out}")
+
+    grid_images: list[torch.Tensor] = []
+    pending: deque = deque()
+    workers = cfg.workers or os.cpu_count() or 1
+    with ThreadPoolExecutor(workers) as pool, progress_bar(cfg.count, "exporting", unit="img") as bar:
+        written = 0
+        for images in generate(G, seeds, cfg.batch_size, device):
+            if sum(len(b) for b in grid_images) < _GRID_SIZE:
+                grid_images.append(images)
+            for pixels in to_pixels(images):
+                pending.append(pool.submit(_encode_and_write, pixels, files[written], cfg.format))
+                written += 1
+            while len(pending) > 4 * cfg.batch_size:  # bound memory: at most a few batches in flight
+                pending.popleft().result()
+                bar.update()
+        while pending:
+            pending.popleft().result()
+            bar.update()
+
+    manifest = out / "manifest.csv"
+    rows = [[f.name, seed, label, str(checkpoint.path), checkpoint.step] for f, seed in zip(files, seeds)]
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows([["file", "seed", "class", "checkpoint", "step"], *rows])
+    write_text(manifest, buffer.getvalue())
+    grid = None
+    if cfg.grid:
+        grid = Path(cfg.grid).expanduser()
+        grid.parent.mkdir(parents=True, exist_ok=True)
+        save_png(image_grid(torch.cat(grid_images)[:_GRID_SIZE]), grid)
+    return ExportResult(out, files, manifest, grid)
