@@ -1,0 +1,56 @@
+import pytest
+import torch
+
+from gan.checkpoint import list_checkpoints, load_checkpoint, new_run_dir, save_checkpoint
+from gan.errors import GanError
+
+
+def test_run_dirs_count_past_the_highest_number(tmp_path):
+    (tmp_path / "00007-old").mkdir()
+    (tmp_path / "notes").mkdir()
+    assert new_run_dir(str(tmp_path), "photos").name == "00008-photos"
+    assert new_run_dir(str(tmp_path), "a/b c").name == "00009-a-b-c"
+
+
+def test_save_is_atomic_ordered_by_step_and_pruned(tmp_path):
+    for step in (9, 10, 100):
+        save_checkpoint(tmp_path, {"step": step, "w": torch.ones(2) * step}, keep=2)
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["checkpoint-0000010.pt", "checkpoint-0000100.pt"]
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    checkpoint = load_checkpoint(str(tmp_path))  # a run folder means its newest checkpoint
+    assert checkpoint.step == 100 and torch.equal(checkpoint.state["w"], torch.full((2,), 100.0))
+
+
+def test_a_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
+    def broken_save(obj, path):
+        open(path, "wb").write(b"half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(tmp_path, {"step": 1}, keep=3)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_loading_refuses_what_is_not_our_checkpoint(tmp_path):
+    torch.save({"weights": torch.ones(1)}, tmp_path / "other.pt")
+    with pytest.raises(GanError, match="other.pt is not a checkpoint written by `gan train`"):
+        load_checkpoint(str(tmp_path / "other.pt"))
+    (tmp_path / "garbage.pt").write_bytes(b"\x00not a torch file")
+    with pytest.raises(GanError, match="cannot read checkpoint .*garbage.pt"):
+        load_checkpoint(str(tmp_path / "garbage.pt"))
+    with pytest.raises(GanError, match="does not exist"):
+        load_checkpoint(str(tmp_path / "missing"))
+    (tmp_path / "empty-run").mkdir()
+    with pytest.raises(GanError, match="holds no checkpoint"):
+        load_checkpoint(str(tmp_path / "empty-run"))
+
+
+class Arbitrary:
+    """Stands for any pickled object (a whole nn.Module, a malicious payload)."""
+
+
+def test_pickled_objects_are_refused(tmp_path):
+    torch.save({"format": "gan-checkpoint", "version": 1, "x": Arbitrary()}, tmp_path / "evil.pt")
+    with pytest.raises(GanError, match="cannot read checkpoint"):
+        load_checkpoint(str(tmp_path / "evil.pt"))  # weights_only=True never unpickles arbitrary objects

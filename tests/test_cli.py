@@ -1,0 +1,118 @@
+"""End to end through the command line: train -> run folder -> resume -> export, and the errors a user sees."""
+
+import csv
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import TINY_FLAGS
+from gan.cli import build_parser, main
+from gan.config import DataConfig, ModelConfig, SampleConfig, TrainConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_train_resume_export_end_to_end(class_folder, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    assert main(["train", "--data", str(class_folder), *TINY_FLAGS, "--steps", "3", "--out", str(runs)]) == 0
+    run = runs / "00000-classes"
+    assert {"config.json", "stats.jsonl", "reals.png", "fakes-0000003.png", "checkpoint-0000003.pt"} <= {
+        p.name for p in run.iterdir()
+    }
+    assert f"gan sample --run {run}" in capsys.readouterr().out
+
+    assert main(["train", "--resume", str(run), "--steps", "5"]) == 0
+    assert json.loads((run / "config.json").read_text())["train"]["steps"] == 5
+    assert (run / "checkpoint-0000005.pt").exists()
+
+    out = tmp_path / "synthetic"
+    assert main(["sample", "--run", str(run), "--count", "4", "--out", str(out), "--seed", "7"]) == 0
+    rows = list(csv.DictReader((out / "manifest.csv").open()))
+    assert [r["file"] for r in rows] == [f"seed{s:06d}.png" for s in range(7, 11)]
+    assert all(r["step"] == "5" for r in rows)
+
+    assert main(["sample", "--run", str(run), "--count", "4", "--out", str(out)]) == 1
+    assert "already holds 5 entries" in capsys.readouterr().err
+
+
+def test_resume_refuses_a_new_model_shape(flat_folder, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    main(["train", "--data", str(flat_folder), *TINY_FLAGS, "--steps", "2", "--out", str(runs)])
+    capsys.readouterr()
+    assert main(["train", "--resume", str(runs / "00000-flat"), "--steps", "4", "--g-channels", "16"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot resume") and "--g-channels 8 in the checkpoint, 16 now" in err
+
+
+def test_dry_run_prints_the_resolved_config(flat_folder, tmp_path, capsys):
+    assert main(["train", "--data", str(flat_folder), "--steps", "7", "--no-tensorboard", "--dry-run"]) == 0
+    cfg = json.loads(capsys.readouterr().out)
+    assert cfg["train"]["steps"] == 7 and cfg["train"]["tensorboard"] is False and cfg["data"]["resolution"] == 64
+    assert not (tmp_path / "runs").exists()
+
+
+def test_help_lists_every_flag_with_its_default(capsys):
+    parser = build_parser()
+    helps = {}
+    for command in ("train", "sample"):
+        with pytest.raises(SystemExit):
+            parser.parse_args([command, "--help"])
+        helps[command] = capsys.readouterr().out
+    sections = {"train": (DataConfig, ModelConfig, TrainConfig), "sample": (SampleConfig,)}
+    for command, classes in sections.items():
+        for cls in classes:
+            for field in dataclasses.fields(cls):
+                if "help" in field.metadata:
+                    flag = field.metadata["flag"] or "--" + field.name.replace("_", "-")
+                    assert flag in helps[command], f"{flag} missing from gan {command} --help"
+    assert "(default: 0.0002)" in helps["train"] and "(default: png)" in helps["sample"]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--data", "/nonexistent/photos"], "error: data folder /nonexistent/photos does not exist"),
+        (["train", "--data", "x", "--resolution", "48"], "error: --resolution must be a power of two"),
+        (["train", "--resume", "/nonexistent/run"], "error: /nonexistent/run does not exist"),
+        (["sample", "--out", "o"], "error: give exactly one of --run DIR or --checkpoint FILE"),
+    ],
+)
+def test_bad_input_gives_one_clear_line(argv, message, capsys):
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(message) and "Traceback" not in err
+
+
+def _run_script(args, **kwargs):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+
+
+def test_script_shim_reports_errors_without_a_traceback():
+    proc = _run_script(["scripts/train.py", "--data", "/nonexistent"])
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1
+    assert "does not exist" in err and "Traceback" not in err
+
+
+def test_sigterm_saves_and_prints_the_resume_command(flat_folder, tmp_path):
+    runs = tmp_path / "runs"
+    proc = _run_script(["scripts/train.py", "--data", str(flat_folder), *TINY_FLAGS, "--steps", "100000",
+                        "--checkpoint-every", "100000", "--out", str(runs), "--no-tensorboard"])
+    stats = runs / "00000-flat" / "stats.jsonl"
+    deadline = time.time() + 120
+    while not (stats.exists() and stats.read_text()) and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert f"Continue with: gan train --resume {runs / '00000-flat'}" in out
+    assert list((runs / "00000-flat").glob("checkpoint-*.pt"))

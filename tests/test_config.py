@@ -1,0 +1,55 @@
+import json
+
+import pytest
+
+from gan.config import RunConfig, SampleConfig, from_dict, shape_differences, to_dict
+from gan.errors import GanError
+
+
+def test_json_round_trip_keeps_every_setting():
+    cfg = RunConfig()
+    cfg.data.resolution, cfg.model.g_channels, cfg.train.g_lr = 32, 16, 1e-3
+    cfg.data.class_names = ["a", "b"]
+    back = from_dict(RunConfig, json.loads(json.dumps(to_dict(cfg))))
+    assert back == cfg
+
+
+def test_unknown_settings_are_named():
+    values = to_dict(RunConfig())
+    values["train"]["warp_speed"] = 9
+    with pytest.raises(GanError, match="warp_speed"):
+        from_dict(RunConfig, values)
+
+
+@pytest.mark.parametrize(
+    "section, name, value, message",
+    [
+        ("data", "resolution", 48, "--resolution must be a power of two"),
+        ("data", "resolution", 8, "--resolution must be a power of two"),
+        ("data", "background", "not-a-colour", "--background 'not-a-colour' is not a colour"),
+        ("train", "steps", 0, "--steps must be positive"),
+        ("train", "beta1", 1.0, r"--beta1 must be in \[0, 1\)"),
+        ("train", "ema_decay", -0.1, "--ema-decay must be in"),
+        ("model", "z_dim", 0, "--z-dim must be positive"),
+    ],
+)
+def test_validation_names_the_flag(section, name, value, message):
+    cfg = RunConfig()
+    setattr(getattr(cfg, section), name, value)
+    with pytest.raises(GanError, match=message):
+        cfg.validate()
+
+
+def test_sample_config_needs_one_source_and_an_output():
+    with pytest.raises(GanError, match="exactly one of --run DIR or --checkpoint FILE"):
+        SampleConfig(out="x").validate()
+    with pytest.raises(GanError, match="--out is required"):
+        SampleConfig(run="r").validate()
+
+
+def test_shape_differences_name_flag_and_both_values():
+    saved, wanted = RunConfig(), RunConfig()
+    wanted.model.g_channels = 128
+    assert shape_differences(saved, wanted) == ["--g-channels 64 in the checkpoint, 128 now"]
+    wanted.train.g_lr = 1.0  # not a shape setting
+    assert len(shape_differences(saved, wanted)) == 1

@@ -1,0 +1,66 @@
+import pytest
+import torch
+
+from gan.config import ModelConfig
+from gan.models import Discriminator, Generator, ema_decay_at, refresh_batchnorm_stats, update_ema
+
+
+@pytest.mark.parametrize("resolution", [16, 32, 64, 128])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_shapes_for_any_power_of_two(resolution, channels):
+    cfg = ModelConfig(z_dim=12, g_channels=4, d_channels=4)
+    G, D = Generator(cfg, resolution, channels), Discriminator(cfg, resolution, channels)
+    images = G(torch.randn(3, 12))
+    assert images.shape == (3, channels, resolution, resolution)
+    assert images.abs().max() <= 1.0
+    assert D(images).shape == (3,)
+
+
+def test_layer_count_grows_with_resolution():
+    cfg = ModelConfig(z_dim=8, g_channels=4, d_channels=4)
+    convs = lambda m: sum(isinstance(x, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)) for x in m.modules())
+    assert convs(Generator(cfg, 64, 3)) == convs(Generator(cfg, 32, 3)) + 1 == 5  # the DCGAN paper's 64-px G
+    assert convs(Discriminator(cfg, 64, 3)) == 5
+
+
+def test_width_doubles_towards_4x4_and_is_capped_at_8x():
+    cfg = ModelConfig(z_dim=8, g_channels=2, d_channels=3)
+    G = Generator(cfg, 256, 3)
+    first = G.net[0]
+    assert first.out_channels == 2 * 8  # 32x would be 2 * 32 without the cap
+    D = Discriminator(cfg, 256, 3)
+    widths = [m.out_channels for m in D.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert widths == [3, 6, 12, 24, 24, 24, 1]
+
+
+def test_dcgan_initialisation():
+    torch.manual_seed(0)
+    G = Generator(ModelConfig(g_channels=32), 32, 3)
+    weights = torch.cat([m.weight.flatten() for m in G.modules() if isinstance(m, torch.nn.ConvTranspose2d)])
+    assert abs(weights.std().item() - 0.02) < 0.002
+    assert abs(weights.mean().item()) < 0.002
+
+
+def test_ema_moves_towards_model_and_warms_up():
+    cfg = ModelConfig(z_dim=4, g_channels=2)
+    model, ema = Generator(cfg, 16, 1), Generator(cfg, 16, 1)
+    before = [p.clone() for p in ema.parameters()]
+    update_ema(ema, model, 0.9)
+    for old, new, target in zip(before, ema.parameters(), model.parameters()):
+        torch.testing.assert_close(new, 0.9 * old + 0.1 * target)
+    assert ema_decay_at(0, 0.999) == pytest.approx(0.1)
+    assert ema_decay_at(10**6, 0.999) == 0.999
+
+
+def test_refresh_batchnorm_stats_measures_the_generator_itself():
+    torch.manual_seed(0)
+    G = Generator(ModelConfig(z_dim=4, g_channels=2), 16, 1)
+    batches = [torch.randn(32, 4) for _ in range(3)]
+    refresh_batchnorm_stats(G, batches)
+    assert not G.training
+    first_norm = G.net[1]
+    # The first BatchNorm sees the first ConvTranspose's output: its running mean is the mean over all batches.
+    with torch.no_grad():
+        features = torch.cat([G.net[0](z.view(32, 4, 1, 1)) for z in batches])
+    torch.testing.assert_close(first_norm.running_mean, features.mean((0, 2, 3)), rtol=1e-4, atol=1e-6)
+    assert first_norm.momentum == 0.1  # restored after the cumulative average

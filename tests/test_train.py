@@ -1,0 +1,160 @@
+import json
+import signal
+
+import pytest
+import torch
+
+import gan.train as train_module
+from conftest import tiny_config, write_images
+from gan.checkpoint import list_checkpoints, load_checkpoint
+from gan.errors import GanError
+from gan.train import TrainingDiverged, train
+
+
+def _tensors(state: dict, prefix: str = ""):
+    """Every tensor in a nested state dict, by a dotted name."""
+    for key, value in state.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, torch.Tensor):
+            yield name, value
+        elif isinstance(value, dict):
+            yield from _tensors(value, name + ".")
+
+
+def assert_same_training_state(a: dict, b: dict):
+    ta, tb = dict(_tensors(a)), dict(_tensors(b))
+    assert ta.keys() == tb.keys()
+    for name in ta:
+        assert torch.equal(ta[name], tb[name]), f"{name} differs"
+
+
+def test_run_folder_holds_config_stats_grids_and_checkpoints(class_folder, tmp_path):
+    cfg = tiny_config(class_folder, tmp_path / "runs", steps=4)
+    result = train(cfg, log=lambda _: None)
+    assert result.run_dir.name == "00000-classes" and result.step == 4 and not result.interrupted
+    names = {p.name for p in result.run_dir.iterdir()}
+    assert {"config.json", "stats.jsonl", "reals.png", "fakes-0000000.png", "fakes-0000004.png"} <= names
+    assert [p.name for p in list_checkpoints(result.run_dir)] == ["checkpoint-0000002.pt", "checkpoint-0000004.pt"]
+    saved = json.loads((result.run_dir / "config.json").read_text())
+    assert saved["data"]["class_names"] == ["cats", "dogs"] and saved["data"]["class_counts"] == [6, 5]
+    assert saved["data"]["channels"] == 3  # auto resolved from the data
+    stats = [json.loads(line) for line in (result.run_dir / "stats.jsonl").read_text().splitlines()]
+    assert [s["step"] for s in stats] == [2, 4]
+    assert {"Loss/D", "Loss/G", "D/real", "D/fake", "Speed/img_per_s", "LR/G", "LR/D"} <= stats[0].keys()
+    assert 0 <= stats[0]["D/real"] <= 1
+
+
+def test_runs_are_numbered_and_never_reused(flat_folder, tmp_path):
+    first = train(tiny_config(flat_folder, tmp_path / "runs", steps=1), log=lambda _: None)
+    cfg = tiny_config(flat_folder, tmp_path / "runs", steps=1)
+    cfg.train.name = "second try!"
+    second = train(cfg, log=lambda _: None)
+    assert (first.run_dir.name, second.run_dir.name) == ("00000-flat", "00001-second-try")
+
+
+def test_resume_is_bit_identical_to_an_uninterrupted_run(class_folder, tmp_path):
+    straight = tiny_config(class_folder, tmp_path / "a", steps=6)
+    straight.data.mirror = True
+    full = train(straight, log=lambda _: None)
+
+    first_half = tiny_config(class_folder, tmp_path / "b", steps=3)
+    first_half.data.mirror = True
+    half = train(first_half, log=lambda _: None)
+    checkpoint = load_checkpoint(str(half.run_dir))
+    cfg = checkpoint.config
+    cfg.train.steps = 6
+    resumed = train(cfg, resume=checkpoint, log=lambda _: None)
+
+    assert resumed.run_dir == half.run_dir and resumed.step == 6
+    a, b = load_checkpoint(str(full.checkpoint)).state, load_checkpoint(str(resumed.checkpoint)).state
+    assert_same_training_state(a, b)
+    steps = [json.loads(line)["step"] for line in (half.run_dir / "stats.jsonl").read_text().splitlines()]
+    assert steps == [2, 3, 4, 6]
+
+
+def test_same_seed_repeats_a_run_and_another_seed_does_not(flat_folder, tmp_path):
+    runs = []
+    for seed in (0, 0, 1):
+        cfg = tiny_config(flat_folder, tmp_path / "runs", steps=2)
+        cfg.train.seed = seed
+        runs.append(load_checkpoint(str(train(cfg, log=lambda _: None).checkpoint)).state)
+    assert torch.equal(runs[0]["G"]["net.0.weight"], runs[1]["G"]["net.0.weight"])
+    assert not torch.equal(runs[0]["G"]["net.0.weight"], runs[2]["G"]["net.0.weight"])
+
+
+def test_resume_with_another_model_shape_is_refused(flat_folder, tmp_path):
+    done = train(tiny_config(flat_folder, tmp_path / "runs", steps=2), log=lambda _: None)
+    checkpoint = load_checkpoint(str(done.run_dir))
+    cfg = checkpoint.config
+    cfg.train.steps, cfg.model.g_channels = 4, 16
+    with pytest.raises(GanError, match="different model shape .*--g-channels 8 in the checkpoint, 16 now"):
+        train(cfg, resume=checkpoint, log=lambda _: None)
+
+
+def test_resume_needs_more_steps(flat_folder, tmp_path):
+    done = train(tiny_config(flat_folder, tmp_path / "runs", steps=2), log=lambda _: None)
+    checkpoint = load_checkpoint(str(done.run_dir))
+    with pytest.raises(GanError, match="already at step 2; pass --steps larger"):
+        train(checkpoint.config, resume=checkpoint, log=lambda _: None)
+
+
+def test_keep_deletes_all_but_the_newest_checkpoints(flat_folder, tmp_path):
+    cfg = tiny_config(flat_folder, tmp_path / "runs", steps=5)
+    cfg.train.checkpoint_every, cfg.train.keep = 1, 2
+    result = train(cfg, log=lambda _: None)
+    assert [p.name for p in list_checkpoints(result.run_dir)] == ["checkpoint-0000004.pt", "checkpoint-0000005.pt"]
+
+
+def test_fewer_images_than_the_batch_still_trains(tmp_path):
+    write_images(tmp_path / "three", 3)
+    cfg = tiny_config(tmp_path / "three", tmp_path / "runs", steps=2)
+    cfg.train.batch_size = 8
+    assert train(cfg, log=lambda _: None).step == 2
+
+
+def test_non_finite_loss_stops_with_step_and_last_good_checkpoint(flat_folder, tmp_path, monkeypatch):
+    calls = []
+    real_g_loss = train_module.g_loss
+
+    def g_loss_that_explodes_at_step_3(logits):
+        calls.append(1)
+        loss = real_g_loss(logits)
+        return loss * float("nan") if len(calls) == 3 else loss
+
+    monkeypatch.setattr(train_module, "g_loss", g_loss_that_explodes_at_step_3)
+    cfg = tiny_config(flat_folder, tmp_path / "runs", steps=6)
+    with pytest.raises(TrainingDiverged, match=r"non-finite .* at step 3.*checkpoint-0000002\.pt"):
+        train(cfg, log=lambda _: None)
+    run_dir = tmp_path / "runs" / "00000-flat"
+    assert [p.name for p in list_checkpoints(run_dir)] == ["checkpoint-0000002.pt"]  # no NaN weights saved
+
+
+def test_ctrl_c_finishes_the_step_saves_and_returns(flat_folder, tmp_path, monkeypatch):
+    real_step = train_module.train_step
+
+    def step_then_interrupt(*args):
+        stats = real_step(*args)
+        if args[-1] == 3:
+            signal.raise_signal(signal.SIGINT)
+        return stats
+
+    monkeypatch.setattr(train_module, "train_step", step_then_interrupt)
+    lines = []
+    result = train(tiny_config(flat_folder, tmp_path / "runs", steps=50), log=lines.append)
+    assert result.interrupted and result.step == 3
+    assert result.checkpoint.name == "checkpoint-0000003.pt" and result.checkpoint.exists()
+    assert f"gan train --resume {result.run_dir}" in lines[-1]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+
+
+def test_tensorboard_gets_losses_probabilities_speed_and_grids(flat_folder, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = tiny_config(flat_folder, tmp_path / "runs", steps=2)
+    cfg.train.tensorboard = True
+    result = train(cfg, log=lambda _: None)
+    events = EventAccumulator(str(result.run_dir)).Reload()
+    scalars = set(events.Tags()["scalars"])
+    assert {"Loss/D", "Loss/G", "D/real", "D/fake", "Speed/img_per_s", "LR/G", "LR/D"} <= scalars
+    assert {"Samples/reals", "Samples/fixed_noise"} <= set(events.Tags()["images"])
+    assert [e.step for e in events.Scalars("Loss/D")] == [2]
