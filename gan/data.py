@@ -149,7 +149,8 @@ def _to_channels(rgb: torch.Tensor, channels: int) -> torch.Tensor:
 def _report(decoded: dict, total: int, resolution: int, log: Callable[[str], None]) -> None:
     for file, reason in decoded["skipped"]:
         log(f"skipped {file}: {reason}")
-    summary = f"{len(decoded['files'])} images ready"
+    count = len(decoded["files"])
+    summary = f"{count} image{'s' if count != 1 else ''} ready"
     if decoded["skipped"]:
         summary += f", {len(decoded['skipped'])} of {total} files skipped"
     if decoded["upscaled"]:
@@ -191,7 +192,7 @@ def _read_cache(cfg: DataConfig, root: Path, files: list[Path], labels: list[int
     try:
         decoded = torch.load(path, weights_only=True)
     except Exception as error:  # a damaged cache is rebuilt, never fatal
-        log(f"warning: ignoring unreadable cache {path} ({error}); decoding again")
+        log(f"warning: ignoring unreadable cache {path} ({type(error).__name__}); decoding again")
         return None
     log(f"loaded decoded images from cache {path}")
     return decoded

@@ -48,6 +48,8 @@ def decode(path: str, resolution: int, background: str, max_pixels: int) -> tupl
     """Read `path` as a (resolution, resolution, 3) uint8 array; also say whether it is grayscale and was upscaled."""
     if os.path.getsize(path) == 0:
         raise BadImage("empty file (0 bytes)")
+    # Pillow's process-wide bomb check would override --max-pixels; the header check below replaces it.
+    Image.MAX_IMAGE_PIXELS = None
     try:
         with Image.open(path) as image:
             width, height = image.size  # from the header, before any pixel is decoded
@@ -56,8 +58,6 @@ def decode(path: str, resolution: int, background: str, max_pixels: int) -> tupl
             image.draft("RGB", (resolution, resolution))  # JPEG: decode at a reduced scale, still >= resolution
             image.seek(0)  # first frame of an animated GIF/WebP/TIFF
             rgb, gray = _to_rgb(ImageOps.exif_transpose(image), ImageColor.getrgb(background))
-    except Image.DecompressionBombError:
-        raise BadImage("larger than Pillow's decompression-bomb limit") from None
     except Image.UnidentifiedImageError:
         raise BadImage(f"not an image (or not one of {FORMATS})") from None
     except (OSError, SyntaxError, ValueError, EOFError) as error:
@@ -76,10 +76,10 @@ def _to_rgb(image: Image.Image, background: tuple) -> tuple[Image.Image, bool]:
     has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
     if has_alpha:
         rgba = image.convert("RGBA")
-        gray = image.mode in ("LA", "La") or _is_gray(rgba.convert("RGB"))
         canvas = Image.new("RGB", rgba.size, background[:3])
         canvas.paste(rgba, mask=rgba.getchannel("A"))
-        return canvas, gray
+        # Judged after compositing: colour left under fully transparent pixels is invisible, so it does not count.
+        return canvas, image.mode in ("LA", "La") or _is_gray(canvas)
     if image.mode in ("1", "L"):
         return image.convert("L").convert("RGB"), True
     rgb = image.convert("RGB")  # RGB, P, CMYK (Adobe-inverted handled by the decoder), YCbCr, LAB, HSV
