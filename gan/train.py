@@ -248,14 +248,15 @@ def train(cfg: RunConfig, resume: Checkpoint | None = None, log: Callable[[str],
         with StopSignals(tracker.message) as stop:
             for step in range(start + 1, t.steps + 1):
                 window.append(train_step(nets, G, D, batches, noise, cfg, device, amp, step))
-                last = step == t.steps or stop.requested
+                stopping = stop.requested  # read once: a signal arriving mid-save is handled after the next step
+                last = step == t.steps or stopping
                 if last or step % t.log_every == 0 or step % t.checkpoint_every == 0:
                     flush(window, step)
                 if last or step % t.image_every == 0:
                     save_grid(step)
                 if last or step % t.checkpoint_every == 0:
                     checkpoint = save(step)
-                if stop.requested:
+                if stopping:
                     break
     finally:
         tracker.close()

@@ -115,4 +115,4 @@ def test_sigterm_saves_and_prints_the_resume_command(flat_folder, tmp_path):
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert f"Continue with: gan train --resume {runs / '00000-flat'}" in out
-    assert list((runs / "00000-flat").glob("checkpoint-*.pt"))
+    assert list((runs / "00000-flat").glob("checkpoint-*.pt")), out
