@@ -116,3 +116,12 @@ def test_sigterm_saves_and_prints_the_resume_command(flat_folder, tmp_path):
     assert proc.returncode == 0, err
     assert f"Continue with: gan train --resume {runs / '00000-flat'}" in out
     assert list((runs / "00000-flat").glob("checkpoint-*.pt")), out
+
+
+def test_readme_documents_every_flag():
+    readme = (ROOT / "README.md").read_text()
+    for cls in (DataConfig, ModelConfig, TrainConfig, SampleConfig):
+        for field in dataclasses.fields(cls):
+            if "help" in field.metadata:
+                flag = field.metadata["flag"] or "--" + field.name.replace("_", "-")
+                assert f"`{flag}" in readme, f"README.md does not document {flag}"
