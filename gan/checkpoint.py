@@ -51,7 +51,7 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
 def save_checkpoint(run_dir: Path, state: dict, keep: int) -> Path:
     """Write `state` as checkpoint-<step>.pt (temp file, then rename), then delete all but the newest `keep`."""
     path = Path(run_dir) / f"checkpoint-{state['step']:07d}.pt"
-    atomic_write(path, lambda tmp: torch.save({"format": FORMAT, "version": VERSION, **state}, tmp))
+    atomic_write(path, lambda tmp: torch.save({"format": FORMAT, "version": VERSION, **state}, tmp), durable=True)
     for old in list_checkpoints(run_dir)[:-keep]:
         old.unlink(missing_ok=True)
     return path
@@ -75,8 +75,8 @@ class Checkpoint:
     state: dict  # see train.training_state for the keys
     path: Path
 
-    @property
-    def config(self) -> RunConfig:
+    def saved_config(self) -> RunConfig:
+        """A fresh copy of the config the checkpoint was trained with (callers may change it)."""
         return from_dict(RunConfig, self.state["config"])
 
     @property

@@ -9,8 +9,7 @@ import sys
 import typing
 from pathlib import Path
 
-from gan.checkpoint import load_checkpoint
-from gan.config import RunConfig, SampleConfig, to_dict
+from gan.config import RunConfig, SampleConfig, flag_name, to_dict
 from gan.errors import GanError
 
 DEMO_DATA = Path(__file__).resolve().parent.parent / "data" / "emoji"
@@ -39,7 +38,7 @@ def add_config_flags(parser: argparse.ArgumentParser, cls, section: str = "") ->
             continue
         if "help" not in field.metadata:
             continue
-        flag = field.metadata["flag"] or "--" + field.name.replace("_", "-")
+        flag = field.metadata["flag"] or flag_name(field.name)
         common = {
             "dest": section + field.name,
             "default": argparse.SUPPRESS,
@@ -65,10 +64,11 @@ def apply_flags(cfg, args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from gan.train import train  # torch-heavy imports only for the commands that need them
+    from gan.checkpoint import load_checkpoint  # torch-heavy imports only for the commands that need them
+    from gan.train import train
 
     checkpoint = load_checkpoint(args.resume) if args.resume else None
-    cfg = checkpoint.config if checkpoint else RunConfig()
+    cfg = checkpoint.saved_config() if checkpoint else RunConfig()
     apply_flags(cfg, args)
     if args.dry_run:
         cfg.validate()
@@ -169,6 +169,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("aborted", file=sys.stderr)
         return 130
+    except OSError as error:  # full disk, permissions: the file and the reason, not a traceback
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"error: {where}{error.strerror or error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -13,6 +13,13 @@ from PIL import ImageColor
 
 from gan.errors import GanError
 
+MAX_SEED = 2**60  # torch generators take 64-bit seeds; training derives a few streams from one seed
+
+
+def flag_name(name: str) -> str:
+    """The command-line flag of a config field: z_dim -> --z-dim."""
+    return "--" + name.replace("_", "-")
+
 
 def option(default, help: str, choices: tuple | None = None, flag: str | None = None, **kwargs):
     """A config field that is also a command-line flag (`--field-name` unless `flag` says otherwise)."""
@@ -63,7 +70,7 @@ class ModelConfig:
     def validate(self) -> None:
         for name in ("z_dim", "g_channels", "d_channels"):
             if getattr(self, name) < 1:
-                raise GanError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+                raise GanError(f"{flag_name(name)} must be positive, got {getattr(self, name)}")
 
 
 @dataclass
@@ -91,10 +98,12 @@ class TrainConfig:
         positive = ("steps", "batch_size", "g_lr", "d_lr", "log_every", "image_every", "checkpoint_every", "keep")
         for name in positive:
             if getattr(self, name) <= 0:
-                raise GanError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+                raise GanError(f"{flag_name(name)} must be positive, got {getattr(self, name)}")
+        if not 0 <= self.seed < MAX_SEED:
+            raise GanError(f"--seed must be between 0 and {MAX_SEED - 1}, got {self.seed}")
         for name in ("beta1", "beta2", "ema_decay"):
             if not 0 <= getattr(self, name) < 1:
-                raise GanError(f"--{name.replace('_', '-')} must be in [0, 1), got {getattr(self, name)}")
+                raise GanError(f"{flag_name(name)} must be in [0, 1), got {getattr(self, name)}")
 
 
 @dataclass
@@ -132,9 +141,9 @@ class SampleConfig:
             raise GanError("--out is required: the folder to write the synthetic images into")
         for name in ("count", "batch_size"):
             if getattr(self, name) < 1:
-                raise GanError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
-        if self.seed < 0:
-            raise GanError(f"--seed must be 0 or more, got {self.seed}")
+                raise GanError(f"{flag_name(name)} must be positive, got {getattr(self, name)}")
+        if not 0 <= self.seed <= MAX_SEED - self.count:
+            raise GanError(f"--seed must be between 0 and {MAX_SEED - self.count}, got {self.seed}")
         if self.workers < 0:
             raise GanError(f"--workers must be 0 (auto) or more, got {self.workers}")
 
@@ -168,5 +177,5 @@ def shape_differences(saved: RunConfig, wanted: RunConfig) -> list[str]:
     for section, name in SHAPE_SETTINGS:
         before, now = getattr(getattr(saved, section), name), getattr(getattr(wanted, section), name)
         if before != now:
-            differences.append(f"--{name.replace('_', '-')} {before} in the checkpoint, {now} now")
+            differences.append(f"{flag_name(name)} {before} in the checkpoint, {now} now")
     return differences

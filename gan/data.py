@@ -18,6 +18,7 @@ import torch
 
 from gan import images as imagefiles
 from gan.config import DataConfig
+from gan.device import cpu_cores
 from gan.errors import GanError
 from gan.files import atomic_write
 from gan.tracking import progress_bar
@@ -32,6 +33,7 @@ class ImageDataset:
     labels: torch.Tensor  # (N,) int64 index into class_names
     class_names: list[str]
     files: list[str]  # relative to the data folder, one per image
+    fingerprint: str = ""  # hash of the file list, sizes and modification times: tells a resume the data changed
 
     def __len__(self) -> int:
         return len(self.files)
@@ -45,11 +47,13 @@ def load_dataset(cfg: DataConfig, log: Callable[[str], None] = print) -> ImageDa
     """Scan, decode (or read from the cache) and check the images under `cfg.path`; report what was skipped."""
     root = _check_folder(cfg.path)
     files, labels, class_names = scan_folder(root, log)
-    decoded = _read_cache(cfg, root, files, labels, log) if cfg.cache else None
+    listing = _listing(root, files, labels)
+    cache = _cache_path(cfg, root, listing)
+    decoded = _read_cache(cache, log) if cfg.cache else None
     if decoded is None:
         decoded = _decode_all(cfg, root, files, labels)
         if cfg.cache:
-            _write_cache(cfg, root, files, labels, decoded, log)
+            _write_cache(cache, decoded, log)
     _report(decoded, len(files), cfg.resolution, log)
     if not decoded["files"]:
         raise GanError(
@@ -62,6 +66,7 @@ def load_dataset(cfg: DataConfig, log: Callable[[str], None] = print) -> ImageDa
         labels=decoded["labels"],
         class_names=class_names,
         files=decoded["files"],
+        fingerprint=hashlib.sha256(json.dumps(listing).encode()).hexdigest()[:20],
     )
     for name, count in zip(class_names, dataset.class_counts):
         if count == 0:
@@ -93,8 +98,11 @@ def scan_folder(root: Path, log: Callable[[str], None] = print) -> tuple[list[Pa
     """List the image files: one subfolder per class (ImageFolder layout), or a flat folder (one class, its name)."""
     subfolders = sorted(p for p in root.iterdir() if p.is_dir() and _visible(p, root))
     classes = [(d.name, _images_under(d, root, recursive=True)) for d in subfolders]
+    empty = [name for name, found in classes if not found]
     classes = [(name, found) for name, found in classes if found]
     top_level = _images_under(root, root, recursive=False)
+    if classes and empty:
+        log(f"warning: ignoring subfolders with no image files: {', '.join(empty)}")
     if not classes:
         if not top_level:
             raise GanError(
@@ -115,7 +123,7 @@ def _decode_all(cfg: DataConfig, root: Path, files: list[Path], labels: list[int
     decode = functools.partial(
         imagefiles.decode_or_reason, resolution=cfg.resolution, background=cfg.background, max_pixels=cfg.max_pixels
     )
-    workers = cfg.workers or os.cpu_count() or 1
+    workers = cfg.workers or cpu_cores()
     paths = [str(f) for f in files]
     desc = f"decoding {root.name}"
     if workers > 1 and len(paths) >= _PARALLEL_MIN_FILES:
@@ -165,12 +173,17 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gan"
 
 
-def _cache_path(cfg: DataConfig, root: Path, files: list[Path], labels: list[int]) -> Path:
-    """A file named by a hash of everything that changes the decoded pixels: file list, sizes, mtimes, settings."""
+def _listing(root: Path, files: list[Path], labels: list[int]) -> list:
+    """What identifies the data without reading it: names, sizes, modification times, labels."""
     listing = []
     for f, label in zip(files, labels):
         stat = f.stat()
         listing.append([f.relative_to(root).as_posix(), stat.st_size, stat.st_mtime_ns, label])
+    return listing
+
+
+def _cache_path(cfg: DataConfig, root: Path, listing: list) -> Path:
+    """A file named by a hash of everything that changes the decoded pixels: the file listing and the settings."""
     key = json.dumps(
         {
             "version": CACHE_VERSION,
@@ -185,8 +198,7 @@ def _cache_path(cfg: DataConfig, root: Path, files: list[Path], labels: list[int
     return Path(cfg.cache_dir or default_cache_dir()).expanduser() / f"{root.resolve().name}-{digest}.pt"
 
 
-def _read_cache(cfg: DataConfig, root: Path, files: list[Path], labels: list[int], log) -> dict | None:
-    path = _cache_path(cfg, root, files, labels)
+def _read_cache(path: Path, log) -> dict | None:
     if not path.exists():
         return None
     try:
@@ -198,8 +210,7 @@ def _read_cache(cfg: DataConfig, root: Path, files: list[Path], labels: list[int
     return decoded
 
 
-def _write_cache(cfg: DataConfig, root: Path, files: list[Path], labels: list[int], decoded: dict, log) -> None:
-    path = _cache_path(cfg, root, files, labels)
+def _write_cache(path: Path, decoded: dict, log) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, lambda tmp: torch.save(decoded, tmp))
@@ -244,10 +255,10 @@ class RealBatches:
     def __next__(self) -> tuple[torch.Tensor, torch.Tensor]:
         indices = self._next_indices()
         flip = torch.rand(len(indices), generator=self.generator) < 0.5 if self.mirror else None
-        indices = indices.to(self.images.device, non_blocking=True)
+        indices = indices.to(self.images.device)
         images = self.images[indices].float().div_(127.5).sub_(1.0)  # (B, C, H, W) in [-1, 1]
         if flip is not None:
-            flip = flip.to(images.device, non_blocking=True).view(-1, 1, 1, 1)
+            flip = flip.to(images.device).view(-1, 1, 1, 1)
             images = torch.where(flip, images.flip(3), images)
         return images, self.labels[indices]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 
 import torch
 from torch import nn
@@ -28,9 +29,10 @@ def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
         return None
     if device.type == "mps":
         raise GanError("--precision bf16 is not supported on mps; use --precision fp32")
-    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+    # Native bf16 needs Ampere (compute capability 8) or newer; older GPUs only emulate it, slowly.
+    if device.type == "cuda" and torch.cuda.get_device_capability(device)[0] < 8:
         if precision == "bf16":
-            raise GanError("--precision bf16: this GPU has no bf16 support; use --precision fp32")
+            raise GanError("--precision bf16: this GPU has no native bf16 (it needs an Ampere or newer GPU); use --precision fp32")
         return None
     return torch.bfloat16
 
@@ -50,14 +52,23 @@ def place(module: nn.Module, device: torch.device) -> nn.Module:
     return module
 
 
-def maybe_compile(module: nn.Module, enabled: bool) -> nn.Module:
+def maybe_compile(module: nn.Module, enabled: bool, device: torch.device) -> nn.Module:
     """torch.compile when asked; callers keep the original module for state_dict (compiled keys differ)."""
+    if enabled and device.type == "mps":
+        raise GanError("--compile works on cuda and cpu only; drop --compile on mps")
     return torch.compile(module) if enabled else module
 
 
 def adam_options(device: torch.device) -> dict:
     """Fused Adam on CUDA (one kernel for all parameters); the default implementation elsewhere."""
-    return {"fused": True} if device.type == "cuda" else {}
+    return {"fused": device.type == "cuda"}
+
+
+def cpu_cores() -> int:
+    """Cores this process may use (respects taskset and container CPU limits, unlike os.cpu_count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def as_layout(images: torch.Tensor, device: torch.device) -> torch.Tensor:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,10 +25,9 @@ from gan.config import SampleConfig
 from gan.errors import GanError
 from gan.files import atomic_write, write_text
 from gan.models import Generator
-from gan.tracking import image_grid, progress_bar, save_png
+from gan.tracking import GRID_SIZE, image_grid, progress_bar, save_png
 
 _PIL_FORMATS = {"png": ("PNG", {}), "jpg": ("JPEG", {"quality": 95})}
-_GRID_SIZE = 64
 
 
 @dataclass
@@ -42,7 +40,7 @@ class ExportResult:
 
 def load_generator(checkpoint: Checkpoint, device: torch.device) -> nn.Module:
     """The checkpoint's moving-average generator, in eval mode on `device`."""
-    cfg = checkpoint.config
+    cfg = checkpoint.saved_config()
     G = Generator(cfg.model, cfg.data.resolution, cfg.data.channels)
     try:
         G.load_state_dict(checkpoint.state["G_ema"])
@@ -101,8 +99,11 @@ def export(cfg: SampleConfig, log: Callable[[str], None] = print) -> ExportResul
     checkpoint = load_checkpoint(cfg.run or cfg.checkpoint)
     device = devices.pick_device(cfg.device)
     G = load_generator(checkpoint, device)
+    grid = Path(cfg.grid).expanduser() if cfg.grid else None
+    if grid and grid.is_dir():
+        raise GanError(f"--grid {grid} is a folder; give a file name such as {grid / 'preview.png'}")
     out = prepare_out(cfg.out, cfg.overwrite)
-    class_names = checkpoint.config.data.class_names
+    class_names = checkpoint.saved_config().data.class_names
     label = class_names[0] if len(class_names) == 1 else ""  # an unconditional model of several classes has no label
     seeds = list(range(cfg.seed, cfg.seed + cfg.count))
     files = [out / f"seed{seed:06d}.{cfg.format}" for seed in seeds]
@@ -110,11 +111,11 @@ def export(cfg: SampleConfig, log: Callable[[str], None] = print) -> ExportResul
 
     grid_images: list[torch.Tensor] = []
     pending: deque = deque()
-    workers = cfg.workers or os.cpu_count() or 1
+    workers = cfg.workers or devices.cpu_cores()
     with ThreadPoolExecutor(workers) as pool, progress_bar(cfg.count, "exporting", unit="img") as bar:
         written = 0
         for images in generate(G, seeds, cfg.batch_size, device):
-            if sum(len(b) for b in grid_images) < _GRID_SIZE:
+            if sum(len(b) for b in grid_images) < GRID_SIZE:
                 grid_images.append(images)
             for pixels in to_pixels(images):
                 pending.append(pool.submit(_encode_and_write, pixels, files[written], cfg.format))
@@ -131,9 +132,7 @@ def export(cfg: SampleConfig, log: Callable[[str], None] = print) -> ExportResul
     buffer = io.StringIO()
     csv.writer(buffer).writerows([["file", "seed", "class", "checkpoint", "step"], *rows])
     write_text(manifest, buffer.getvalue())
-    grid = None
-    if cfg.grid:
-        grid = Path(cfg.grid).expanduser()
+    if grid:
         grid.parent.mkdir(parents=True, exist_ok=True)
-        save_png(image_grid(torch.cat(grid_images)[:_GRID_SIZE]), grid)
+        save_png(image_grid(torch.cat(grid_images)[:GRID_SIZE]), grid)
     return ExportResult(out, files, manifest, grid)

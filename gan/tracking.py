@@ -20,6 +20,9 @@ from tqdm import tqdm
 from gan.files import atomic_write, write_text
 
 
+GRID_SIZE = 64  # images in every sample grid: 8 rows of 8
+
+
 def progress_bar(total: int, desc: str, unit: str = "it", initial: int = 0, iterable: Iterable | None = None) -> tqdm:
     """A tqdm bar on a terminal; silent when stderr is a file or pipe (callers log plain lines instead)."""
     return tqdm(
@@ -54,6 +57,14 @@ def _format_duration(seconds: float) -> str:
     return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
 
 
+def _parse(line: str) -> dict | None:
+    """One stats.jsonl record; None for a line a crash cut short."""
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError:
+        return None
+
+
 class Tracker:
     """Reports a run's stats and pictures; on resume it continues the curves from `start_step`."""
 
@@ -82,9 +93,13 @@ class Tracker:
         if not self.stats_path.exists():
             return
         lines = self.stats_path.read_text().splitlines()
-        kept = [line for line in lines if line.strip() and json.loads(line)["step"] <= step]
+        kept = [line for line in lines if (record := _parse(line)) and record.get("step", step + 1) <= step]
         if len(kept) != len(lines):
             write_text(self.stats_path, "".join(line + "\n" for line in kept))
+
+    def restart_clock(self) -> None:
+        """Measure speed from now: the first window should not include start-up work (grids, compilation)."""
+        self.last_time = time.perf_counter()
 
     def scalars(self, step: int, stats: dict[str, float]) -> None:
         """Report named stats for `step`; adds Speed/img_per_s measured since the previous call."""

@@ -19,10 +19,9 @@ from gan.data import ImageDataset, RealBatches, load_dataset
 from gan.errors import GanError
 from gan.losses import d_loss, g_loss
 from gan.models import Discriminator, Generator, ema_decay_at, refresh_batchnorm_stats, update_ema
-from gan.tracking import Tracker
+from gan.tracking import GRID_SIZE, Tracker
 
 STATS = ("Loss/D", "Loss/G", "D/real", "D/fake")  # what train_step returns, in this order
-GRID_SIZE = 64  # images in reals.png and fakes-<step>.png (8 x 8)
 
 # Independent random streams derived from --seed; all of training's randomness comes from these generators.
 _DATA_STREAM, _NOISE_STREAM, _GRID_STREAM, _NORM_STREAM = 0, 1, 2, 3
@@ -55,10 +54,11 @@ def seeded(seed: int, stream: int) -> torch.Generator:
 
 def build_networks(cfg: RunConfig, device: torch.device) -> Networks:
     """Fresh DCGAN networks (initialised from --seed) and their Adam optimizers on `device`."""
-    torch.manual_seed(cfg.train.seed)
     shape = (cfg.data.resolution, cfg.data.channels)
-    G = devices.place(Generator(cfg.model, *shape), device)
-    D = devices.place(Discriminator(cfg.model, *shape), device)
+    with torch.random.fork_rng(devices=[]):  # seed the initial weights without touching the caller's RNG
+        torch.manual_seed(cfg.train.seed)
+        G = devices.place(Generator(cfg.model, *shape), device)
+        D = devices.place(Discriminator(cfg.model, *shape), device)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     t = cfg.train
     opt_G = torch.optim.Adam(G.parameters(), t.g_lr, (t.beta1, t.beta2), **devices.adam_options(device))
@@ -66,11 +66,13 @@ def build_networks(cfg: RunConfig, device: torch.device) -> Networks:
     return Networks(G, D, G_ema, opt_G, opt_D)
 
 
-def training_state(nets: Networks, batches: RealBatches, noise: torch.Generator, step: int, cfg: RunConfig) -> dict:
+def training_state(nets: Networks, batches: RealBatches, noise: torch.Generator, step: int, cfg: RunConfig,
+                   data_fingerprint: str) -> dict:
     """Everything a resume needs, as plain tensors and dicts (loadable with weights_only=True)."""
     return {
         "step": step,
         "config": to_dict(cfg),
+        "data_fingerprint": data_fingerprint,
         "G": nets.G.state_dict(),
         "D": nets.D.state_dict(),
         "G_ema": nets.G_ema.state_dict(),
@@ -86,10 +88,10 @@ def _restore(checkpoint: Checkpoint, nets: Networks, batches: RealBatches, noise
     for name in ("G", "D", "G_ema"):
         getattr(nets, name).load_state_dict(state[name])
     for opt, saved, lr in ((nets.opt_G, state["opt_G"], cfg.train.g_lr), (nets.opt_D, state["opt_D"], cfg.train.d_lr)):
-        fused = opt.param_groups[0].get("fused")
-        opt.load_state_dict(saved)
-        for group in opt.param_groups:  # learning rates and betas may be changed on resume
-            group.update(lr=lr, betas=(cfg.train.beta1, cfg.train.beta2), fused=fused)
+        # Settings come from this run: learning rates may change on resume, and `fused` follows the device
+        # (it must be set before loading, which places the step counters by it).
+        now = {"lr": lr, "betas": (cfg.train.beta1, cfg.train.beta2), "fused": opt.param_groups[0]["fused"]}
+        opt.load_state_dict({**saved, "param_groups": [{**group, **now} for group in saved["param_groups"]]})
     batches.load_state_dict(state["batches"])
     noise.set_state(state["noise"])
 
@@ -102,7 +104,7 @@ def train_step(nets: Networks, G: nn.Module, D: nn.Module, batches: RealBatches,
     """
     real, _ = next(batches)
     real = devices.as_layout(real, device)
-    z = torch.randn(real.shape[0], cfg.model.z_dim, generator=noise).to(device, non_blocking=True)
+    z = torch.randn(real.shape[0], cfg.model.z_dim, generator=noise).to(device)
     with devices.autocast(device, amp):
         fake = G(z)  # (B, C, R, R)
         real_logits, fake_logits = D(real), D(fake.detach())
@@ -120,15 +122,17 @@ def train_step(nets: Networks, G: nn.Module, D: nn.Module, batches: RealBatches,
     nets.D.requires_grad_(True)
 
     update_ema(nets.G_ema, nets.G, ema_decay_at(step, cfg.train.ema_decay) if cfg.train.ema_decay else 0.0)
-    probabilities = torch.sigmoid(torch.stack([real_logits.float().mean(), fake_logits.float().mean()]))
-    return torch.cat([torch.stack([loss_D, loss_G]).detach().float(), probabilities.detach()])
+    probabilities = [torch.sigmoid(logits.detach().float()).mean() for logits in (real_logits, fake_logits)]
+    return torch.stack([loss_D.detach().float(), loss_G.detach().float(), *probabilities])
 
 
 class StopSignals:
-    """Ctrl-C or SIGTERM asks the loop to stop after the current step and save; a second Ctrl-C aborts at once."""
+    """Ctrl-C or SIGTERM asks the loop to stop after the current step and save; a second Ctrl-C aborts at once.
 
-    def __init__(self, say: Callable[[str], None]):
-        self.say = say
+    The handler only sets a flag: printing from a signal handler can collide with the loop's own output.
+    """
+
+    def __init__(self):
         self.requested = False
         self.previous: dict = {}
 
@@ -142,27 +146,35 @@ class StopSignals:
         if self.requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.requested = True
-        self.say("stopping after this step and saving a checkpoint (press Ctrl-C again to abort without saving)")
 
     def __exit__(self, *exc) -> None:
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
 
 
-def _record_dataset(cfg: RunConfig, dataset: ImageDataset, resumed: Checkpoint | None) -> None:
-    """Write what the data decided (channels, classes) into the config; a resumed run must see the same classes."""
+def _record_dataset(cfg: RunConfig, dataset: ImageDataset, resumed: Checkpoint | None, log) -> None:
+    """Write what the data decided (channels, classes, absolute paths) into the config; check a resume's data."""
+    if resumed:
+        trained_on = resumed.saved_config().data.class_names
+        if trained_on != dataset.class_names:
+            raise GanError(
+                f"the classes in {cfg.data.path} ({', '.join(dataset.class_names)}) differ from the ones "
+                f"{resumed.path} was trained on ({', '.join(trained_on)}); resume needs the same data"
+            )
+        if resumed.state.get("data_fingerprint") != dataset.fingerprint:
+            log(f"warning: files in {cfg.data.path} changed since {resumed.path.name} was saved (names, sizes or "
+                f"dates); training goes on, but not exactly as the uninterrupted run would have")
     cfg.data.channels = int(dataset.images.shape[1])
-    if resumed and resumed.config.data.class_names != dataset.class_names:
-        raise GanError(
-            f"the classes in {cfg.data.path} ({', '.join(dataset.class_names)}) differ from the ones "
-            f"{resumed.path} was trained on ({', '.join(resumed.config.data.class_names)}); resume needs the same data"
-        )
     cfg.data.class_names = dataset.class_names
     cfg.data.class_counts = dataset.class_counts
+    # Absolute, so that `--resume` works from any working directory.
+    cfg.data.path = str(Path(cfg.data.path).expanduser().resolve())
+    if cfg.data.cache_dir:
+        cfg.data.cache_dir = str(Path(cfg.data.cache_dir).expanduser().resolve())
 
 
 def _check_resumable(checkpoint: Checkpoint, cfg: RunConfig) -> None:
-    differences = shape_differences(checkpoint.config, cfg)
+    differences = shape_differences(checkpoint.saved_config(), cfg)
     if differences:
         raise GanError(
             f"cannot resume {checkpoint.path}: it was trained with a different model shape "
@@ -172,6 +184,20 @@ def _check_resumable(checkpoint: Checkpoint, cfg: RunConfig) -> None:
         raise GanError(
             f"{checkpoint.path} is already at step {checkpoint.step}; pass --steps larger than that to train on"
         )
+
+
+def _run_folder(cfg: RunConfig, resume: Checkpoint | None, log) -> Path:
+    """A resume continues in its run folder when it starts from that run's newest checkpoint; a resume from an
+    older or a stray checkpoint gets a new folder, so it never overwrites or mixes with later work."""
+    if resume:
+        folder = resume.path.parent
+        saved = list_checkpoints(folder)
+        if (folder / "config.json").exists() and saved and saved[-1].resolve() == resume.path.resolve():
+            return folder
+    run_dir = new_run_dir(cfg.train.out, cfg.train.name or Path(cfg.data.path).name)
+    if resume:
+        log(f"{resume.path} is not the newest checkpoint of its run: continuing in a new run folder {run_dir}")
+    return run_dir
 
 
 def _grid_noise(cfg: RunConfig, device: torch.device) -> torch.Tensor:
@@ -197,10 +223,7 @@ def train(cfg: RunConfig, resume: Checkpoint | None = None, log: Callable[[str],
     device = devices.pick_device(cfg.train.device)
     amp = devices.autocast_dtype(device, cfg.train.precision)
     dataset = load_dataset(cfg.data, log)
-    _record_dataset(cfg, dataset, resume)
-    run_dir = resume.path.parent if resume else new_run_dir(cfg.train.out, cfg.train.name or Path(cfg.data.path).resolve().name)
-    save_config(run_dir, cfg)
-    log(f"run folder: {run_dir}  (device {device}, {'bf16 autocast' if amp else 'fp32'})")
+    _record_dataset(cfg, dataset, resume, log)
 
     nets = build_networks(cfg, device)
     batches = RealBatches(dataset, cfg.train.batch_size, cfg.data.mirror, seeded(cfg.train.seed, _DATA_STREAM), device)
@@ -209,19 +232,32 @@ def train(cfg: RunConfig, resume: Checkpoint | None = None, log: Callable[[str],
     if resume:
         _restore(resume, nets, batches, noise, cfg)
         start = resume.step
-        log(f"resuming {resume.path.name} at step {start}")
-    G = devices.maybe_compile(nets.G, cfg.train.compile)
-    D = devices.maybe_compile(nets.D, cfg.train.compile)
+    G = devices.maybe_compile(nets.G, cfg.train.compile, device)
+    D = devices.maybe_compile(nets.D, cfg.train.compile, device)
+    # Only now, with everything checked, does the run touch its folder.
+    run_dir = _run_folder(cfg, resume, log)
+    save_config(run_dir, cfg)
+    resuming = f", resuming {resume.path.name} at step {start}" if resume else ""
+    log(f"run folder: {run_dir}  (device {device}, {'bf16 autocast' if amp else 'fp32'}{resuming})")
+
     grid_noise = _grid_noise(cfg, device)
+    ema_stats_step = None
+
+    def refresh_ema_stats(step: int) -> None:
+        nonlocal ema_stats_step
+        if ema_stats_step != step:  # grids and checkpoints often fall on the same step
+            _refresh_ema_stats(nets, cfg, device)
+            ema_stats_step = step
 
     def save_grid(step: int) -> None:
-        _refresh_ema_stats(nets, cfg, device)
+        refresh_ema_stats(step)
         with torch.no_grad():
             tracker.images("Samples/fixed_noise", nets.G_ema(grid_noise), step, f"fakes-{step:07d}.png")
 
     def save(step: int) -> Path:
-        _refresh_ema_stats(nets, cfg, device)
-        return save_checkpoint(run_dir, training_state(nets, batches, noise, step, cfg), cfg.train.keep)
+        refresh_ema_stats(step)
+        state = training_state(nets, batches, noise, step, cfg, dataset.fingerprint)
+        return save_checkpoint(run_dir, state, cfg.train.keep)
 
     def flush(window: list[torch.Tensor], step: int) -> None:
         values = torch.stack(window).cpu()  # (steps, len(STATS)); the only host sync, every log_every steps
@@ -242,13 +278,17 @@ def train(cfg: RunConfig, resume: Checkpoint | None = None, log: Callable[[str],
     t = cfg.train
     step, checkpoint, window = start, None, []
     try:
-        if not resume:
-            tracker.images("Samples/reals", _reals_grid(dataset, t.seed), 0, "reals.png")
+        if not (run_dir / "reals.png").exists():
+            tracker.images("Samples/reals", _reals_grid(dataset, t.seed), start, "reals.png")
+        if start == 0:
             save_grid(0)
-        with StopSignals(tracker.message) as stop:
+        tracker.restart_clock()
+        with StopSignals() as stop:
             for step in range(start + 1, t.steps + 1):
                 window.append(train_step(nets, G, D, batches, noise, cfg, device, amp, step))
                 stopping = stop.requested  # read once: a signal arriving mid-save is handled after the next step
+                if stopping:
+                    tracker.message(f"stopping at step {step}: saving a checkpoint (Ctrl-C again aborts)")
                 last = step == t.steps or stopping
                 if last or step % t.log_every == 0 or step % t.checkpoint_every == 0:
                     flush(window, step)

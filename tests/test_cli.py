@@ -125,3 +125,14 @@ def test_readme_documents_every_flag():
             if "help" in field.metadata:
                 flag = field.metadata["flag"] or "--" + field.name.replace("_", "-")
                 assert f"`{flag}" in readme, f"README.md does not document {flag}"
+
+
+def test_disk_errors_name_the_file_instead_of_a_traceback(monkeypatch, capsys):
+    import gan.sample
+
+    def full_disk(cfg):
+        raise OSError(28, "No space left on device", "out/seed000003.png")
+
+    monkeypatch.setattr(gan.sample, "export", full_disk)
+    assert main(["sample", "--run", "r", "--out", "o"]) == 1
+    assert capsys.readouterr().err == "error: out/seed000003.png: No space left on device\n"

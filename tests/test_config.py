@@ -53,3 +53,12 @@ def test_shape_differences_name_flag_and_both_values():
     assert shape_differences(saved, wanted) == ["--g-channels 64 in the checkpoint, 128 now"]
     wanted.train.g_lr = 1.0  # not a shape setting
     assert len(shape_differences(saved, wanted)) == 1
+
+
+def test_seeds_are_bounded_so_derived_streams_fit_in_64_bits():
+    cfg = RunConfig()
+    cfg.train.seed = 2**62
+    with pytest.raises(GanError, match="--seed must be between 0 and"):
+        cfg.validate()
+    with pytest.raises(GanError, match="--seed must be between 0 and"):
+        SampleConfig(run="r", out="o", seed=-1).validate()

@@ -852,3 +852,11 @@ def test_mirror_flips_some_images_horizontally():
     for _ in range(2):
         images, labels = next(plain)
         assert not any(_flipped(images, labels, source))
+
+
+def test_subfolders_without_images_are_named_in_a_warning(class_folder, tmp_path):
+    (class_folder / "notes").mkdir()
+    (class_folder / "notes" / "readme.txt").write_text("not an image")
+    dataset, lines = load(data_config(class_folder, tmp_path))
+    assert dataset.class_names == ["cats", "dogs"]
+    assert "warning: ignoring subfolders with no image files: notes" in lines

@@ -79,3 +79,9 @@ def test_weights_that_do_not_fit_the_config_are_refused(run_dir, tmp_path):
     save_checkpoint(tmp_path, state, keep=1)
     with pytest.raises(GanError, match="generator weights do not match its own config"):
         export(SampleConfig(run=str(tmp_path), count=1, out=str(tmp_path / "o")), log=lambda _: None)
+
+
+def test_grid_path_that_is_a_folder_is_refused_before_writing_anything(run_dir, tmp_path):
+    with pytest.raises(GanError, match="--grid .* is a folder"):
+        export(SampleConfig(run=str(run_dir), count=2, out=str(tmp_path / "o"), grid=str(tmp_path)), log=lambda _: None)
+    assert not (tmp_path / "o").exists()

@@ -39,3 +39,9 @@ def test_resume_forgets_stats_written_after_the_checkpoint(tmp_path):
     Tracker(tmp_path, 10, 4, 4, tensorboard=False, log=lambda _: None).close()
     steps = [json.loads(line)["step"] for line in (tmp_path / "stats.jsonl").read_text().splitlines()]
     assert steps == [2, 4]
+
+
+def test_a_stats_line_cut_short_by_a_crash_is_dropped_on_resume(tmp_path):
+    (tmp_path / "stats.jsonl").write_text('{"step": 2, "Loss/D": 1.0}\n{"step": 4, "ti')
+    Tracker(tmp_path, 10, 4, 4, tensorboard=False, log=lambda _: None).close()
+    assert (tmp_path / "stats.jsonl").read_text() == '{"step": 2, "Loss/D": 1.0}\n'

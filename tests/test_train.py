@@ -1,5 +1,7 @@
 import json
+import os
 import signal
+from pathlib import Path
 
 import pytest
 import torch
@@ -61,7 +63,7 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(class_folder, tmp_path)
     first_half.data.mirror = True
     half = train(first_half, log=lambda _: None)
     checkpoint = load_checkpoint(str(half.run_dir))
-    cfg = checkpoint.config
+    cfg = checkpoint.saved_config()
     cfg.train.steps = 6
     resumed = train(cfg, resume=checkpoint, log=lambda _: None)
 
@@ -85,7 +87,7 @@ def test_same_seed_repeats_a_run_and_another_seed_does_not(flat_folder, tmp_path
 def test_resume_with_another_model_shape_is_refused(flat_folder, tmp_path):
     done = train(tiny_config(flat_folder, tmp_path / "runs", steps=2), log=lambda _: None)
     checkpoint = load_checkpoint(str(done.run_dir))
-    cfg = checkpoint.config
+    cfg = checkpoint.saved_config()
     cfg.train.steps, cfg.model.g_channels = 4, 16
     with pytest.raises(GanError, match="different model shape .*--g-channels 8 in the checkpoint, 16 now"):
         train(cfg, resume=checkpoint, log=lambda _: None)
@@ -95,7 +97,7 @@ def test_resume_needs_more_steps(flat_folder, tmp_path):
     done = train(tiny_config(flat_folder, tmp_path / "runs", steps=2), log=lambda _: None)
     checkpoint = load_checkpoint(str(done.run_dir))
     with pytest.raises(GanError, match="already at step 2; pass --steps larger"):
-        train(checkpoint.config, resume=checkpoint, log=lambda _: None)
+        train(checkpoint.saved_config(), resume=checkpoint, log=lambda _: None)
 
 
 def test_keep_deletes_all_but_the_newest_checkpoints(flat_folder, tmp_path):
@@ -158,3 +160,54 @@ def test_tensorboard_gets_losses_probabilities_speed_and_grids(flat_folder, tmp_
     assert {"Loss/D", "Loss/G", "D/real", "D/fake", "Speed/img_per_s", "LR/G", "LR/D"} <= scalars
     assert {"Samples/reals", "Samples/fixed_noise"} <= set(events.Tags()["images"])
     assert [e.step for e in events.Scalars("Loss/D")] == [2]
+
+
+def test_resume_from_an_older_checkpoint_branches_into_a_new_folder(flat_folder, tmp_path):
+    cfg = tiny_config(flat_folder, tmp_path / "runs", steps=6)
+    cfg.train.keep = 5
+    original = train(cfg, log=lambda _: None).run_dir
+    before = sorted(p.name for p in original.iterdir())
+    older = load_checkpoint(str(original / "checkpoint-0000002.pt"))
+    resumed_cfg = older.saved_config()
+    resumed_cfg.train.steps = 4
+    lines = []
+    branch = train(resumed_cfg, resume=older, log=lines.append)
+    assert branch.run_dir.name == "00001-flat" and branch.step == 4
+    assert any("not the newest checkpoint" in line for line in lines)
+    assert sorted(p.name for p in original.iterdir()) == before  # the original run is untouched
+    assert (branch.run_dir / "reals.png").exists() and (branch.run_dir / "checkpoint-0000004.pt").exists()
+
+
+def test_a_resume_that_fails_leaves_the_run_folder_as_it_was(flat_folder, tmp_path):
+    run = train(tiny_config(flat_folder, tmp_path / "runs", steps=2), log=lambda _: None).run_dir
+    config_before = (run / "config.json").read_bytes()
+    (flat_folder / "img000.png").unlink()  # now 9 images, the checkpoint saw 10
+    checkpoint = load_checkpoint(str(run))
+    cfg = checkpoint.saved_config()
+    cfg.train.steps, cfg.train.d_lr = 4, 0.5
+    with pytest.raises(GanError, match="now has 9 usable images but the checkpoint was trained on 10"):
+        train(cfg, resume=checkpoint, log=lambda _: None)
+    assert (run / "config.json").read_bytes() == config_before
+
+
+def test_changed_files_are_reported_on_resume(flat_folder, tmp_path):
+    run = train(tiny_config(flat_folder, tmp_path / "runs", steps=2), log=lambda _: None).run_dir
+    image = flat_folder / "img003.png"
+    os.utime(image, ns=(image.stat().st_atime_ns, image.stat().st_mtime_ns + 10**9))
+    checkpoint = load_checkpoint(str(run))
+    cfg = checkpoint.saved_config()
+    cfg.train.steps = 3
+    lines = []
+    train(cfg, resume=checkpoint, log=lines.append)
+    assert any(line.startswith(f"warning: files in {flat_folder} changed since checkpoint-0000002.pt") for line in lines)
+
+
+def test_saved_data_path_is_absolute_so_resume_works_from_anywhere(flat_folder, tmp_path, monkeypatch):
+    monkeypatch.chdir(flat_folder.parent)
+    run = train(tiny_config(Path("flat"), tmp_path / "runs", steps=2), log=lambda _: None).run_dir
+    monkeypatch.chdir(tmp_path.parent)
+    checkpoint = load_checkpoint(str(run))
+    assert checkpoint.saved_config().data.path == str(flat_folder)
+    cfg = checkpoint.saved_config()
+    cfg.train.steps = 3
+    assert train(cfg, resume=checkpoint, log=lambda _: None).step == 3
