@@ -44,10 +44,16 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
     return torch.autocast(device.type, dtype=dtype)
 
 
-def place(module: nn.Module, device: torch.device) -> nn.Module:
-    """Move a network to `device`; on CUDA use channels_last, which tensor cores run faster."""
+def channels_last(device: torch.device, compiled: bool) -> bool:
+    """channels_last on CUDA, where tensor cores run it faster; not under torch.compile, which picks layouts
+    itself (and, seen on an H200 with torch 2.11, fails in convolution_backward when given channels_last)."""
+    return device.type == "cuda" and not compiled
+
+
+def place(module: nn.Module, device: torch.device, channels_last: bool = False) -> nn.Module:
+    """Move a network to `device`, in channels_last memory layout when asked."""
     module.to(device)
-    if device.type == "cuda":
+    if channels_last:
         module.to(memory_format=torch.channels_last)
     return module
 
@@ -71,6 +77,6 @@ def cpu_cores() -> int:
     return os.cpu_count() or 1
 
 
-def as_layout(images: torch.Tensor, device: torch.device) -> torch.Tensor:
+def as_layout(images: torch.Tensor, channels_last: bool) -> torch.Tensor:
     """Give an image batch the memory layout `place` gave the networks."""
-    return images.contiguous(memory_format=torch.channels_last) if device.type == "cuda" else images
+    return images.contiguous(memory_format=torch.channels_last) if channels_last else images

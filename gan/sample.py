@@ -46,7 +46,7 @@ def load_generator(checkpoint: Checkpoint, device: torch.device) -> nn.Module:
         G.load_state_dict(checkpoint.state["G_ema"])
     except (RuntimeError, KeyError) as error:
         raise GanError(f"{checkpoint.path}: its generator weights do not match its own config ({error})") from None
-    return devices.place(G, device).eval()
+    return devices.place(G, device, devices.channels_last(device, compiled=False)).eval()
 
 
 def noise_for_seeds(seeds: list[int], z_dim: int) -> torch.Tensor:

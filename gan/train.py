@@ -46,6 +46,7 @@ class Networks:
     G_ema: nn.Module  # moving average of G: what grids and exports use
     opt_G: torch.optim.Optimizer
     opt_D: torch.optim.Optimizer
+    channels_last: bool  # the networks' memory layout, which real batches must match
 
 
 def seeded(seed: int, stream: int) -> torch.Generator:
@@ -55,15 +56,16 @@ def seeded(seed: int, stream: int) -> torch.Generator:
 def build_networks(cfg: RunConfig, device: torch.device) -> Networks:
     """Fresh DCGAN networks (initialised from --seed) and their Adam optimizers on `device`."""
     shape = (cfg.data.resolution, cfg.data.channels)
+    layout = devices.channels_last(device, cfg.train.compile)
     with torch.random.fork_rng(devices=[]):  # seed the initial weights without touching the caller's RNG
         torch.manual_seed(cfg.train.seed)
-        G = devices.place(Generator(cfg.model, *shape), device)
-        D = devices.place(Discriminator(cfg.model, *shape), device)
+        G = devices.place(Generator(cfg.model, *shape), device, layout)
+        D = devices.place(Discriminator(cfg.model, *shape), device, layout)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     t = cfg.train
     opt_G = torch.optim.Adam(G.parameters(), t.g_lr, (t.beta1, t.beta2), **devices.adam_options(device))
     opt_D = torch.optim.Adam(D.parameters(), t.d_lr, (t.beta1, t.beta2), **devices.adam_options(device))
-    return Networks(G, D, G_ema, opt_G, opt_D)
+    return Networks(G, D, G_ema, opt_G, opt_D, layout)
 
 
 def training_state(nets: Networks, batches: RealBatches, noise: torch.Generator, step: int, cfg: RunConfig,
@@ -92,8 +94,18 @@ def _restore(checkpoint: Checkpoint, nets: Networks, batches: RealBatches, noise
         # (it must be set before loading, which places the step counters by it).
         now = {"lr": lr, "betas": (cfg.train.beta1, cfg.train.beta2), "fused": opt.param_groups[0]["fused"]}
         opt.load_state_dict({**saved, "param_groups": [{**group, **now} for group in saved["param_groups"]]})
+        _match_parameter_layouts(opt)
     batches.load_state_dict(state["batches"])
     noise.set_state(state["noise"])
+
+
+def _match_parameter_layouts(opt: torch.optim.Optimizer) -> None:
+    """Give moment buffers their parameter's memory layout: a CPU checkpoint's are contiguous, a CUDA run's
+    parameters channels_last, and fused Adam refuses the mix."""
+    for param, state in opt.state.items():
+        for key, value in state.items():
+            if torch.is_tensor(value) and value.shape == param.shape:
+                state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
 
 
 def train_step(nets: Networks, G: nn.Module, D: nn.Module, batches: RealBatches, noise: torch.Generator,
@@ -103,7 +115,7 @@ def train_step(nets: Networks, G: nn.Module, D: nn.Module, batches: RealBatches,
     `G` and `D` are the (possibly compiled) callables for `nets.G` / `nets.D`.
     """
     real, _ = next(batches)
-    real = devices.as_layout(real, device)
+    real = devices.as_layout(real, nets.channels_last)
     z = torch.randn(real.shape[0], cfg.model.z_dim, generator=noise).to(device)
     with devices.autocast(device, amp):
         fake = G(z)  # (B, C, R, R)

@@ -211,3 +211,17 @@ def test_saved_data_path_is_absolute_so_resume_works_from_anywhere(flat_folder, 
     cfg = checkpoint.saved_config()
     cfg.train.steps = 3
     assert train(cfg, resume=checkpoint, log=lambda _: None).step == 3
+
+
+def test_optimizer_moments_take_their_parameters_memory_layout():
+    # A CPU checkpoint's moments are contiguous; on CUDA the parameters are channels_last and fused Adam
+    # refuses the mix (seen on an H200), so loading re-lays them out.
+    param = torch.nn.Parameter(torch.randn(2, 3, 4, 4).contiguous(memory_format=torch.channels_last))
+    opt = torch.optim.Adam([param])
+    param.grad = torch.ones_like(param)
+    opt.step()
+    opt.state[param]["exp_avg"] = opt.state[param]["exp_avg"].contiguous()
+    before = opt.state[param]["exp_avg"].clone()
+    train_module._match_parameter_layouts(opt)
+    assert opt.state[param]["exp_avg"].stride() == param.stride()
+    assert torch.equal(opt.state[param]["exp_avg"], before)
