@@ -17,7 +17,7 @@ DEMO_DATA = Path(__file__).resolve().parent.parent / "data" / "emoji"
 
 def _help_text(field: dataclasses.Field) -> str:
     default = field.default
-    if default == "":
+    if default in ("", dataclasses.MISSING):
         return field.metadata["help"]
     shown = ("on" if default else "off") if isinstance(default, bool) else default
     return f"{field.metadata['help']} (default: {shown})"
@@ -46,6 +46,8 @@ def add_config_flags(parser: argparse.ArgumentParser, cls, section: str = "") ->
         }
         if kind is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, **common)
+        elif typing.get_origin(kind) is list:
+            parser.add_argument(flag, action="append", type=typing.get_args(kind)[0], metavar="NAME", **common)
         else:
             choices = field.metadata["choices"]
             metavar = None if choices else field.name.upper()

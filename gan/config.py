@@ -13,6 +13,9 @@ from PIL import ImageColor
 
 from gan.errors import GanError
 
+AUGMENTATIONS = ("translation", "cutout", "color", "flip")
+DEFAULT_POLICY = "translation,cutout,color"  # flip only where the data allows it (not for text, digits ...)
+SMALL_DATA = 30_000  # below this many images, discriminators memorise: augment and regularise by default
 MAX_SEED = 2**60  # torch generators take 64-bit seeds; training derives a few streams from one seed
 
 
@@ -21,9 +24,25 @@ def flag_name(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def option(default, help: str, choices: tuple | None = None, flag: str | None = None, **kwargs):
-    """A config field that is also a command-line flag (`--field-name` unless `flag` says otherwise)."""
-    return field(default=default, metadata={"help": help, "choices": choices, "flag": flag}, **kwargs)
+def parse_policy(policy: str) -> tuple[str, ...]:
+    """--augment value -> operation names: 'translation,cutout' -> ('translation', 'cutout'); 'none' -> ()."""
+    if policy in ("", "none"):
+        return ()
+    names = tuple(name.strip() for name in policy.split(","))
+    unknown = [name for name in names if name not in AUGMENTATIONS]
+    if unknown:
+        raise ValueError(f"unknown augmentation {', '.join(unknown)}: choose from {', '.join(AUGMENTATIONS)}, or none")
+    return names
+
+
+def option(default, help: str, choices: tuple | None = None, flag: str | None = None):
+    """A config field that is also a command-line flag (`--field-name` unless `flag` says otherwise).
+
+    A list default makes a repeatable flag (`--class a --class b`)."""
+    metadata = {"help": help, "choices": choices, "flag": flag}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 def derived(default_factory):
@@ -37,6 +56,7 @@ class DataConfig:
     resolution: int = option(64, "training resolution in pixels (a power of two, 16 or more)")
     channels: int = option(0, "1 (grayscale) or 3 (colour); 0 picks 1 when every image is grayscale", (0, 1, 3))
     mirror: bool = option(False, "also train on horizontally flipped images")
+    class_balance: bool = option(False, "sample every class equally often, however many images it has")
     background: str = option("white", "colour transparent images are composited onto (name or #rrggbb)")
     max_pixels: int = option(80_000_000, "skip images with more pixels than this (guards against decompression bombs)")
     workers: int = option(0, "processes that decode images (0: one per CPU core)")
@@ -44,6 +64,7 @@ class DataConfig:
     cache_dir: str = option("", "where the decoded-image cache lives (default: $XDG_CACHE_HOME/gan or ~/.cache/gan)")
     class_names: list[str] = derived(list)
     class_counts: list[int] = derived(list)
+    num_images: int = derived(int)
 
     def validate(self) -> None:
         r = self.resolution
@@ -66,6 +87,10 @@ class ModelConfig:
     z_dim: int = option(100, "length of the generator's noise vector")
     g_channels: int = option(64, "generator width: channels of its last hidden layer (doubling towards 4x4, at most 8x)")
     d_channels: int = option(64, "discriminator width: channels of its first layer (doubling, at most 8x)")
+    conditional: str = option("auto", "class-conditional G and D; auto: on when the data has 2+ class folders",
+                              ("auto", "on", "off"))
+    spectral_norm: str = option("auto", "spectral normalisation instead of BatchNorm in D; auto: on below "
+                                "30k images", ("auto", "on", "off"))
 
     def validate(self) -> None:
         for name in ("z_dim", "g_channels", "d_channels"):
@@ -82,6 +107,14 @@ class TrainConfig:
     beta1: float = option(0.5, "Adam beta1 for both networks")
     beta2: float = option(0.999, "Adam beta2 for both networks")
     ema_decay: float = option(0.999, "decay of the generator's moving average used for grids and export (0: off)")
+    loss: str = option("nonsaturating", "adversarial loss", ("nonsaturating", "hinge"))
+    r1_gamma: float = option(0.0, "weight of the R1 gradient penalty on real images (0: off)")
+    r1_every: int = option(16, "apply R1 every this many steps, scaled up to match (lazy regularisation)")
+    augment: str = option("auto", "augmentations the discriminator sees, comma-separated from translation, cutout, "
+                          "color, flip; none: off; auto: translation,cutout,color below 30k images")
+    augment_p: str = option("auto", "probability of each augmentation: a number in [0, 1], or auto to adapt it "
+                            "to the discriminator's overfitting")
+    augment_target: float = option(0.6, "the overfitting signal E[sign(D(real))] that auto p aims for")
     seed: int = option(0, "random seed: the same seed, data and settings repeat a CPU run exactly")
     device: str = option("auto", "where to train: auto picks cuda, then mps, then cpu", ("auto", "cuda", "mps", "cpu"))
     precision: str = option("auto", "auto: bf16 autocast on CUDA, fp32 elsewhere", ("auto", "fp32", "bf16"))
@@ -95,15 +128,30 @@ class TrainConfig:
     tensorboard: bool = option(True, "write TensorBoard events (stats.jsonl is written either way)")
 
     def validate(self) -> None:
-        positive = ("steps", "batch_size", "g_lr", "d_lr", "log_every", "image_every", "checkpoint_every", "keep")
+        positive = ("steps", "batch_size", "g_lr", "d_lr", "log_every", "image_every", "checkpoint_every", "keep",
+                    "r1_every")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise GanError(f"{flag_name(name)} must be positive, got {getattr(self, name)}")
         if not 0 <= self.seed < MAX_SEED:
             raise GanError(f"--seed must be between 0 and {MAX_SEED - 1}, got {self.seed}")
-        for name in ("beta1", "beta2", "ema_decay"):
+        for name in ("beta1", "beta2", "ema_decay", "augment_target"):
             if not 0 <= getattr(self, name) < 1:
                 raise GanError(f"{flag_name(name)} must be in [0, 1), got {getattr(self, name)}")
+        if self.r1_gamma < 0:
+            raise GanError(f"--r1-gamma must be 0 (off) or positive, got {self.r1_gamma}")
+        if self.augment != "auto":
+            try:
+                parse_policy(self.augment)
+            except ValueError as error:
+                raise GanError(f"--augment: {error}") from None
+        if self.augment_p != "auto":
+            try:
+                p = float(self.augment_p)
+            except ValueError:
+                p = -1.0
+            if not 0 <= p <= 1:
+                raise GanError(f"--augment-p must be auto or a number in [0, 1], got {self.augment_p!r}")
 
 
 @dataclass
@@ -119,12 +167,30 @@ class RunConfig:
         self.model.validate()
         self.train.validate()
 
+    @property
+    def num_classes(self) -> int:
+        """Classes the networks are conditioned on (0: unconditional)."""
+        return len(self.data.class_names) if self.model.conditional == "on" else 0
+
+    def resolve_auto(self, num_images: int, num_classes: int) -> None:
+        """Turn each 'auto' into what suits this data: small data gets augmentation and spectral normalisation,
+        class folders get a conditional model."""
+        small = num_images < SMALL_DATA
+        if self.model.conditional == "auto":
+            self.model.conditional = "on" if num_classes >= 2 else "off"
+        if self.model.spectral_norm == "auto":
+            self.model.spectral_norm = "on" if small else "off"
+        if self.train.augment == "auto":
+            self.train.augment = DEFAULT_POLICY if small else "none"
+
 
 @dataclass
 class SampleConfig:
     run: str = option("", "run folder to sample from (its newest checkpoint)")
     checkpoint: str = option("", "checkpoint file to sample from (instead of --run)")
-    count: int = option(100, "how many images to export")
+    count: int = option(100, "how many images to export (a conditional model spreads them like the training classes)")
+    per_class: int = option(0, "export this many images of every class (or of each --class) instead of --count")
+    classes: list[str] = option([], "export only this class (repeat the flag for several)", flag="--class")
     out: str = option("", "folder to write the images into (created if missing)")
     seed: int = option(0, "image i uses seed S+i, so the output does not depend on batch size or device")
     batch_size: int = option(64, "images generated per forward pass")
@@ -168,7 +234,10 @@ def from_dict(cls, values: dict):
 
 
 # Settings that change the networks' tensors: a checkpoint only resumes or samples with the same values.
-SHAPE_SETTINGS = (("data", "resolution"), ("data", "channels"), ("model", "z_dim"), ("model", "g_channels"), ("model", "d_channels"))
+SHAPE_SETTINGS = (
+    ("data", "resolution"), ("data", "channels"), ("model", "z_dim"), ("model", "g_channels"), ("model", "d_channels"),
+    ("model", "conditional"), ("model", "spectral_norm"),
+)
 
 
 def shape_differences(saved: RunConfig, wanted: RunConfig) -> list[str]:

@@ -222,19 +222,22 @@ def _write_cache(path: Path, decoded: dict, log) -> None:
 
 
 class RealBatches:
-    """Endless shuffled epochs of real batches as floats in [-1, 1] on the training device.
+    """Endless shuffled epochs (or class-balanced draws) of real batches as floats in [-1, 1] on the device.
 
     All randomness (order, mirroring) comes from one CPU generator, so batches do not depend on the device, and
     its state goes into checkpoints so a resumed run sees exactly the batches the uninterrupted one would have.
     """
 
-    def __init__(self, dataset: ImageDataset, batch_size: int, mirror: bool, generator: torch.Generator,
-                 device: torch.device):
+    def __init__(self, dataset: ImageDataset, batch_size: int, mirror: bool, class_balance: bool,
+                 generator: torch.Generator, device: torch.device):
         self.images = dataset.images.to(device)
         self.labels = dataset.labels.to(device)
         self.batch_size = batch_size
         self.mirror = mirror
         self.generator = generator
+        # Class balance: each image weighted by 1 / its class size, drawn with replacement.
+        counts = torch.bincount(dataset.labels).clamp(min=1).float()
+        self.weights = (1.0 / counts)[dataset.labels] if class_balance else None
         self.order = torch.randperm(len(dataset), generator=self.generator)
         self.position = 0
 
@@ -253,7 +256,10 @@ class RealBatches:
         return torch.cat(taken)
 
     def __next__(self) -> tuple[torch.Tensor, torch.Tensor]:
-        indices = self._next_indices()
+        if self.weights is None:
+            indices = self._next_indices()
+        else:
+            indices = torch.multinomial(self.weights, self.batch_size, replacement=True, generator=self.generator)
         flip = torch.rand(len(indices), generator=self.generator) < 0.5 if self.mirror else None
         indices = indices.to(self.images.device)
         images = self.images[indices].float().div_(127.5).sub_(1.0)  # (B, C, H, W) in [-1, 1]

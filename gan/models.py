@@ -16,8 +16,10 @@ _MAX_WIDTH_MULTIPLIER = 8  # DCGAN's widest layer is 8x the base width; deeper n
 
 def _dcgan_init(module: nn.Module) -> None:
     """Weights N(0, 0.02), BatchNorm scales N(1, 0.02): the initialisation DCGAN's stability was tuned on."""
-    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Embedding)):
         nn.init.normal_(module.weight, 0.0, 0.02)
+        if getattr(module, "bias", None) is not None:
+            nn.init.zeros_(module.bias)
     elif isinstance(module, nn.BatchNorm2d):
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
@@ -29,18 +31,25 @@ def _stages(resolution: int) -> int:
 
 
 class Generator(nn.Module):
-    """z (B, z_dim) -> images (B, channels, resolution, resolution) in [-1, 1]."""
+    """z (B, z_dim) [and class labels (B,)] -> images (B, channels, resolution, resolution) in [-1, 1].
 
-    def __init__(self, cfg: ModelConfig, resolution: int, channels: int):
+    A conditional generator concatenates a learned class embedding to z (Mirza & Osindero 2014): the class
+    steers every layer from the first one on.
+    """
+
+    def __init__(self, cfg: ModelConfig, resolution: int, channels: int, num_classes: int = 0):
         super().__init__()
         self.z_dim = cfg.z_dim
+        self.num_classes = num_classes
+        self.embed = nn.Embedding(num_classes, cfg.z_dim) if num_classes else None
         stages = _stages(resolution)
 
         def width(i: int) -> int:  # i = 0 at 4x4, halving towards the output
             return cfg.g_channels * min(_MAX_WIDTH_MULTIPLIER, 2 ** (stages - 1 - i))
 
-        layers = [  # (B, z_dim, 1, 1) -> (B, width(0), 4, 4)
-            nn.ConvTranspose2d(cfg.z_dim, width(0), 4, 1, 0, bias=False),
+        inputs = cfg.z_dim * (2 if num_classes else 1)
+        layers = [  # (B, inputs, 1, 1) -> (B, width(0), 4, 4)
+            nn.ConvTranspose2d(inputs, width(0), 4, 1, 0, bias=False),
             nn.BatchNorm2d(width(0)),
             nn.ReLU(True),
         ]
@@ -50,30 +59,52 @@ class Generator(nn.Module):
         self.net = nn.Sequential(*layers)
         self.apply(_dcgan_init)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if self.embed is not None:
+            z = torch.cat([z, self.embed(labels)], dim=1)
         return self.net(z.view(z.shape[0], -1, 1, 1))
 
 
 class Discriminator(nn.Module):
-    """images (B, channels, resolution, resolution) -> real/fake logits (B,)."""
+    """images (B, channels, resolution, resolution) [and class labels (B,)] -> real/fake logits (B,).
 
-    def __init__(self, cfg: ModelConfig, resolution: int, channels: int):
+    With spectral normalisation every convolution is normalised and BatchNorm is dropped (the SNGAN
+    discriminator): D's output then depends on each image alone, which R1 and small batches need. A conditional
+    discriminator adds a projection term <embed(y), features(x)> (Miyato & Koyama 2018).
+    """
+
+    def __init__(self, cfg: ModelConfig, resolution: int, channels: int, num_classes: int = 0):
         super().__init__()
         stages = _stages(resolution)
+        spectral = cfg.spectral_norm == "on"
 
         def width(i: int) -> int:  # i = 0 at resolution/2, doubling towards 4x4
             return cfg.d_channels * min(_MAX_WIDTH_MULTIPLIER, 2**i)
 
-        # No BatchNorm on the first layer: DCGAN found it destabilises training on raw pixels.
-        layers = [nn.Conv2d(channels, width(0), 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
-        for i in range(1, stages):  # each halves the resolution, down to 4x4
-            layers += [nn.Conv2d(width(i - 1), width(i), 4, 2, 1, bias=False), nn.BatchNorm2d(width(i)), nn.LeakyReLU(0.2, True)]
-        layers += [nn.Conv2d(width(stages - 1), 1, 4, 1, 0, bias=False)]  # (B, width, 4, 4) -> (B, 1, 1, 1)
-        self.net = nn.Sequential(*layers)
-        self.apply(_dcgan_init)
+        def conv(cin: int, cout: int, *args) -> nn.Module:
+            return nn.Conv2d(cin, cout, *args, bias=spectral)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net(images).flatten()
+        # No BatchNorm on the first layer: DCGAN found it destabilises training on raw pixels.
+        layers = [conv(channels, width(0), 4, 2, 1), nn.LeakyReLU(0.2, True)]
+        for i in range(1, stages):  # each halves the resolution, down to 4x4
+            norm = [] if spectral else [nn.BatchNorm2d(width(i))]
+            layers += [conv(width(i - 1), width(i), 4, 2, 1), *norm, nn.LeakyReLU(0.2, True)]
+        self.features = nn.Sequential(*layers)  # (B, width, 4, 4)
+        self.head = conv(width(stages - 1), 1, 4, 1, 0)  # (B, width, 4, 4) -> (B, 1, 1, 1)
+        self.embed = nn.Embedding(num_classes, width(stages - 1)) if num_classes else None
+        self.apply(_dcgan_init)
+        if spectral:  # after initialisation, which must write the raw weights
+            for module in self.modules():
+                if isinstance(module, (nn.Conv2d, nn.Embedding)):
+                    nn.utils.parametrizations.spectral_norm(module)
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        features = self.features(images)
+        logits = self.head(features).flatten()
+        if self.embed is not None:
+            pooled = features.sum((2, 3))  # (B, width)
+            logits = logits + (self.embed(labels) * pooled).sum(1)
+        return logits
 
 
 def ema_decay_at(step: int, decay: float) -> float:
@@ -88,8 +119,8 @@ def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
 
 
 @torch.no_grad()
-def refresh_batchnorm_stats(generator: nn.Module, z_batches: Iterable[torch.Tensor]) -> None:
-    """Recompute BatchNorm running statistics for `generator`'s own weights from the given noise batches.
+def refresh_batchnorm_stats(generator: nn.Module, batches: Iterable[tuple]) -> None:
+    """Recompute BatchNorm running statistics for `generator`'s own weights from batches of its inputs (z, labels).
 
     The averaged generator's weights never produced the statistics the training generator collected, so its
     eval-mode output is only right with statistics measured on it ("standing statistics", as in BigGAN).
@@ -100,8 +131,8 @@ def refresh_batchnorm_stats(generator: nn.Module, z_batches: Iterable[torch.Tens
         m.reset_running_stats()
         m.momentum = None  # cumulative average over all batches
     generator.train()
-    for z in z_batches:
-        generator(z)
+    for inputs in batches:
+        generator(*inputs)
     for m, momentum in zip(norms, momenta):
         m.momentum = momentum
     generator.eval()

@@ -21,7 +21,7 @@ from torch import nn
 
 from gan import device as devices
 from gan.checkpoint import Checkpoint, load_checkpoint
-from gan.config import SampleConfig
+from gan.config import RunConfig, SampleConfig
 from gan.errors import GanError
 from gan.files import atomic_write, write_text
 from gan.models import Generator
@@ -41,7 +41,7 @@ class ExportResult:
 def load_generator(checkpoint: Checkpoint, device: torch.device) -> nn.Module:
     """The checkpoint's moving-average generator, in eval mode on `device`."""
     cfg = checkpoint.saved_config()
-    G = Generator(cfg.model, cfg.data.resolution, cfg.data.channels)
+    G = Generator(cfg.model, cfg.data.resolution, cfg.data.channels, cfg.num_classes)
     try:
         G.load_state_dict(checkpoint.state["G_ema"])
     except (RuntimeError, KeyError) as error:
@@ -55,11 +55,45 @@ def noise_for_seeds(seeds: list[int], z_dim: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def generate(G: nn.Module, seeds: list[int], batch_size: int, device: torch.device) -> Iterator[torch.Tensor]:
-    """Batches of generated images (B, C, H, W) in [-1, 1] on the CPU, in the order of `seeds`."""
+def generate(G: nn.Module, seeds: list[int], labels: list[int] | None, batch_size: int,
+             device: torch.device) -> Iterator[torch.Tensor]:
+    """Batches of generated images (B, C, H, W) in [-1, 1] on the CPU, in the order of `seeds` (and `labels`,
+    the class of each image for a conditional generator)."""
     for start in range(0, len(seeds), batch_size):
         z = noise_for_seeds(seeds[start : start + batch_size], G.z_dim).to(device)
-        yield G(z).float().cpu()
+        y = torch.tensor(labels[start : start + batch_size], device=device) if labels is not None else None
+        yield G(z, y).float().cpu()
+
+
+def spread(count: int, weights: list[int]) -> list[int]:
+    """Split `count` in proportion to `weights`, rounding by largest remainder so the parts add up exactly."""
+    total = sum(weights)
+    exact = [count * w / total for w in weights]
+    parts = [int(e) for e in exact]
+    by_remainder = sorted(range(len(weights)), key=lambda i: exact[i] - parts[i], reverse=True)
+    for i in by_remainder[: count - sum(parts)]:
+        parts[i] += 1
+    return parts
+
+
+def plan_classes(cfg: SampleConfig, trained: RunConfig, source: Path) -> list[int] | None:
+    """The class index of each image to export, or None for an unconditional model."""
+    names = trained.data.class_names
+    if not trained.num_classes:
+        if cfg.classes or cfg.per_class:
+            flag = "--class" if cfg.classes else "--per-class"
+            raise GanError(f"{flag}: {source} is an unconditional model, which cannot make a chosen class; "
+                           f"use --count (train with class folders and --conditional on for labelled images)")
+        return None
+    unknown = [name for name in cfg.classes if name not in names]
+    if unknown:
+        raise GanError(f"unknown class {', '.join(map(repr, unknown))}: {source} knows {', '.join(names)}")
+    chosen = [names.index(name) for name in dict.fromkeys(cfg.classes)] or list(range(len(names)))
+    if cfg.per_class:
+        counts = [cfg.per_class] * len(chosen)
+    else:  # like the training data: small classes stay small unless --per-class asks otherwise
+        counts = spread(cfg.count, [trained.data.class_counts[c] for c in chosen])
+    return [c for c, n in zip(chosen, counts) for _ in range(n)]
 
 
 def to_pixels(images: torch.Tensor) -> np.ndarray:
@@ -94,27 +128,37 @@ def prepare_out(out: str, overwrite: bool) -> Path:
 
 
 def export(cfg: SampleConfig, log: Callable[[str], None] = print) -> ExportResult:
-    """Generate cfg.count images from a run or checkpoint into cfg.out, with manifest.csv and an optional grid."""
+    """Generate images from a run or checkpoint into cfg.out (one folder per class for a conditional model),
+    with manifest.csv and an optional preview grid."""
     cfg.validate()
     checkpoint = load_checkpoint(cfg.run or cfg.checkpoint)
+    trained = checkpoint.saved_config()
+    labels = plan_classes(cfg, trained, checkpoint.path)
     device = devices.pick_device(cfg.device)
     G = load_generator(checkpoint, device)
     grid = Path(cfg.grid).expanduser() if cfg.grid else None
     if grid and grid.is_dir():
         raise GanError(f"--grid {grid} is a folder; give a file name such as {grid / 'preview.png'}")
     out = prepare_out(cfg.out, cfg.overwrite)
-    class_names = checkpoint.saved_config().data.class_names
-    label = class_names[0] if len(class_names) == 1 else ""  # an unconditional model of several classes has no label
-    seeds = list(range(cfg.seed, cfg.seed + cfg.count))
-    files = [out / f"seed{seed:06d}.{cfg.format}" for seed in seeds]
-    log(f"exporting {cfg.count} images from {checkpoint.path} (step {checkpoint.step}) to {out}")
+    names = trained.data.class_names
+    count = len(labels) if labels is not None else cfg.count
+    seeds = list(range(cfg.seed, cfg.seed + count))
+    if labels is None:  # flat, like the input; a one-class model's images still carry their class
+        classes = [names[0] if len(names) == 1 else ""] * count
+        files = [out / f"seed{seed:06d}.{cfg.format}" for seed in seeds]
+    else:  # <out>/<class>/: the input's ImageFolder layout, so it merges into the training set
+        classes = [names[c] for c in labels]
+        for name in dict.fromkeys(classes):
+            (out / name).mkdir(exist_ok=True)
+        files = [out / name / f"seed{seed:06d}.{cfg.format}" for name, seed in zip(classes, seeds)]
+    log(f"exporting {count} images from {checkpoint.path} (step {checkpoint.step}) to {out}")
 
     grid_images: list[torch.Tensor] = []
     pending: deque = deque()
     workers = cfg.workers or devices.cpu_cores()
-    with ThreadPoolExecutor(workers) as pool, progress_bar(cfg.count, "exporting", unit="img") as bar:
+    with ThreadPoolExecutor(workers) as pool, progress_bar(count, "exporting", unit="img") as bar:
         written = 0
-        for images in generate(G, seeds, cfg.batch_size, device):
+        for images in generate(G, seeds, labels, cfg.batch_size, device):
             if sum(len(b) for b in grid_images) < GRID_SIZE:
                 grid_images.append(images)
             for pixels in to_pixels(images):
@@ -128,7 +172,8 @@ def export(cfg: SampleConfig, log: Callable[[str], None] = print) -> ExportResul
             bar.update()
 
     manifest = out / "manifest.csv"
-    rows = [[f.name, seed, label, str(checkpoint.path), checkpoint.step] for f, seed in zip(files, seeds)]
+    rows = [[f.relative_to(out).as_posix(), seed, name, str(checkpoint.path), checkpoint.step]
+            for f, seed, name in zip(files, seeds, classes)]
     buffer = io.StringIO()
     csv.writer(buffer).writerows([["file", "seed", "class", "checkpoint", "step"], *rows])
     write_text(manifest, buffer.getvalue())

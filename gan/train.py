@@ -14,17 +14,20 @@ from torch import nn
 
 from gan import device as devices
 from gan.checkpoint import Checkpoint, list_checkpoints, new_run_dir, save_checkpoint, save_config
-from gan.config import RunConfig, shape_differences, to_dict
+from gan.augment import AugmentProbability, augment
+from gan.config import RunConfig, parse_policy, shape_differences, to_dict
 from gan.data import ImageDataset, RealBatches, load_dataset
 from gan.errors import GanError
-from gan.losses import d_loss, g_loss
+from gan.losses import LOSSES, r1_penalty
 from gan.models import Discriminator, Generator, ema_decay_at, refresh_batchnorm_stats, update_ema
 from gan.tracking import GRID_SIZE, Tracker
 
-STATS = ("Loss/D", "Loss/G", "D/real", "D/fake")  # what train_step returns, in this order
+# What train_step returns, in this order.
+STATS = ("Loss/D", "Loss/G", "D/real", "D/fake", "Loss/R1", "Augment/p", "Augment/rt")
 
 # Independent random streams derived from --seed; all of training's randomness comes from these generators.
-_DATA_STREAM, _NOISE_STREAM, _GRID_STREAM, _NORM_STREAM = 0, 1, 2, 3
+_DATA_STREAM, _NOISE_STREAM, _GRID_STREAM, _NORM_STREAM, _AUGMENT_STREAM = range(5)
+_GRID_ROWS = 16  # a conditional grid shows one row of 8 per class, for at most this many classes
 
 
 @dataclass
@@ -47,30 +50,47 @@ class Networks:
     opt_G: torch.optim.Optimizer
     opt_D: torch.optim.Optimizer
     channels_last: bool  # the networks' memory layout, which real batches must match
+    conditional: bool
 
 
-def seeded(seed: int, stream: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed * 4 + stream)
+@dataclass
+class Loop:
+    """Everything a training step reads and advances, and so everything a checkpoint must hold."""
+
+    nets: Networks
+    G: nn.Module  # nets.G / nets.D, or their compiled versions
+    D: nn.Module
+    batches: RealBatches
+    noise: torch.Generator  # CPU: the same noise on every device
+    augment_generator: torch.Generator  # on the training device, where augmentation runs
+    augment_p: AugmentProbability
+    policy: tuple[str, ...]
+    r1: torch.Tensor  # the latest R1 penalty (it is only computed every --r1-every steps)
+
+
+def seeded(seed: int, stream: int, device: torch.device | str = "cpu") -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(seed * 8 + stream)
 
 
 def build_networks(cfg: RunConfig, device: torch.device) -> Networks:
     """Fresh DCGAN networks (initialised from --seed) and their Adam optimizers on `device`."""
     shape = (cfg.data.resolution, cfg.data.channels)
     layout = devices.channels_last(device, cfg.train.compile)
+    classes = cfg.num_classes
     with torch.random.fork_rng(devices=[]):  # seed the initial weights without touching the caller's RNG
         torch.manual_seed(cfg.train.seed)
-        G = devices.place(Generator(cfg.model, *shape), device, layout)
-        D = devices.place(Discriminator(cfg.model, *shape), device, layout)
+        G = devices.place(Generator(cfg.model, *shape, classes), device, layout)
+        D = devices.place(Discriminator(cfg.model, *shape, classes), device, layout)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     t = cfg.train
     opt_G = torch.optim.Adam(G.parameters(), t.g_lr, (t.beta1, t.beta2), **devices.adam_options(device))
     opt_D = torch.optim.Adam(D.parameters(), t.d_lr, (t.beta1, t.beta2), **devices.adam_options(device))
-    return Networks(G, D, G_ema, opt_G, opt_D, layout)
+    return Networks(G, D, G_ema, opt_G, opt_D, layout, classes > 0)
 
 
-def training_state(nets: Networks, batches: RealBatches, noise: torch.Generator, step: int, cfg: RunConfig,
-                   data_fingerprint: str) -> dict:
+def training_state(loop: Loop, step: int, cfg: RunConfig, data_fingerprint: str) -> dict:
     """Everything a resume needs, as plain tensors and dicts (loadable with weights_only=True)."""
+    nets = loop.nets
     return {
         "step": step,
         "config": to_dict(cfg),
@@ -80,13 +100,16 @@ def training_state(nets: Networks, batches: RealBatches, noise: torch.Generator,
         "G_ema": nets.G_ema.state_dict(),
         "opt_G": nets.opt_G.state_dict(),
         "opt_D": nets.opt_D.state_dict(),
-        "batches": batches.state_dict(),
-        "noise": noise.get_state(),
+        "batches": loop.batches.state_dict(),
+        "noise": loop.noise.get_state(),
+        "augment_generator": loop.augment_generator.get_state(),
+        "augment_p": loop.augment_p.state_dict(),
+        "r1": loop.r1.cpu(),
     }
 
 
-def _restore(checkpoint: Checkpoint, nets: Networks, batches: RealBatches, noise: torch.Generator, cfg: RunConfig):
-    state = checkpoint.state
+def _restore(checkpoint: Checkpoint, loop: Loop, cfg: RunConfig) -> None:
+    state, nets = checkpoint.state, loop.nets
     for name in ("G", "D", "G_ema"):
         getattr(nets, name).load_state_dict(state[name])
     for opt, saved, lr in ((nets.opt_G, state["opt_G"], cfg.train.g_lr), (nets.opt_D, state["opt_D"], cfg.train.d_lr)):
@@ -95,8 +118,16 @@ def _restore(checkpoint: Checkpoint, nets: Networks, batches: RealBatches, noise
         now = {"lr": lr, "betas": (cfg.train.beta1, cfg.train.beta2), "fused": opt.param_groups[0]["fused"]}
         opt.load_state_dict({**saved, "param_groups": [{**group, **now} for group in saved["param_groups"]]})
         _match_parameter_layouts(opt)
-    batches.load_state_dict(state["batches"])
-    noise.set_state(state["noise"])
+    loop.batches.load_state_dict(state["batches"])
+    loop.noise.set_state(state["noise"])
+    # A generator's state is a CPU byte tensor whatever its device; a checkpoint from another device type
+    # cannot continue the stream, so it starts a fresh one (only exactness across devices is lost).
+    try:
+        loop.augment_generator.set_state(state["augment_generator"])
+    except RuntimeError:
+        pass
+    loop.augment_p.load_state_dict(state["augment_p"])
+    loop.r1 = state["r1"].to(loop.r1.device)
 
 
 def _match_parameter_layouts(opt: torch.optim.Optimizer) -> None:
@@ -108,34 +139,48 @@ def _match_parameter_layouts(opt: torch.optim.Optimizer) -> None:
                 state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
 
 
-def train_step(nets: Networks, G: nn.Module, D: nn.Module, batches: RealBatches, noise: torch.Generator,
-               cfg: RunConfig, device: torch.device, amp: torch.dtype | None, step: int) -> torch.Tensor:
-    """One discriminator step and one generator step on the same fakes; returns STATS as a device tensor.
-
-    `G` and `D` are the (possibly compiled) callables for `nets.G` / `nets.D`.
-    """
-    real, _ = next(batches)
+def train_step(loop: Loop, cfg: RunConfig, device: torch.device, amp: torch.dtype | None, step: int) -> torch.Tensor:
+    """One discriminator step and one generator step on the same fakes; returns STATS as a device tensor."""
+    nets, G, D, t = loop.nets, loop.G, loop.D, cfg.train
+    d_loss, g_loss = LOSSES[t.loss]
+    real, labels = next(loop.batches)
+    labels = labels if nets.conditional else None  # fakes are drawn for the same classes as the reals
     real = devices.as_layout(real, nets.channels_last)
-    z = torch.randn(real.shape[0], cfg.model.z_dim, generator=noise).to(device)
+    z = torch.randn(real.shape[0], cfg.model.z_dim, generator=loop.noise).to(device)
+
+    def seen_by_D(images: torch.Tensor) -> torch.Tensor:
+        return augment(images, loop.policy, loop.augment_p.p, loop.augment_generator)
+
+    r1_step = t.r1_gamma > 0 and step % t.r1_every == 0
+    if r1_step:
+        real = real.detach().requires_grad_(True)
     with devices.autocast(device, amp):
-        fake = G(z)  # (B, C, R, R)
-        real_logits, fake_logits = D(real), D(fake.detach())
-        loss_D = d_loss(real_logits.float(), fake_logits.float())
+        fake = G(z, labels)  # (B, C, R, R)
+        # A compiled D cannot take the double backward of R1, so R1 steps use the plain module for the reals.
+        real_logits = (nets.D if r1_step else D)(seen_by_D(real), labels).float()
+        fake_logits = D(seen_by_D(fake.detach()), labels).float()
+        loss_D = d_loss(real_logits, fake_logits)
+    regularised = loss_D
+    if r1_step:
+        loop.r1 = r1_penalty(real_logits, real)
+        regularised = loss_D + loop.r1 * (t.r1_gamma / 2 * t.r1_every)
     nets.opt_D.zero_grad(set_to_none=True)
-    loss_D.backward()
+    regularised.backward()
     nets.opt_D.step()
+    loop.augment_p.observe(real_logits)
 
     nets.D.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
     with devices.autocast(device, amp):
-        loss_G = g_loss(D(fake).float())
+        loss_G = g_loss(D(seen_by_D(fake), labels).float())
     nets.opt_G.zero_grad(set_to_none=True)
     loss_G.backward()
     nets.opt_G.step()
     nets.D.requires_grad_(True)
 
-    update_ema(nets.G_ema, nets.G, ema_decay_at(step, cfg.train.ema_decay) if cfg.train.ema_decay else 0.0)
-    probabilities = [torch.sigmoid(logits.detach().float()).mean() for logits in (real_logits, fake_logits)]
-    return torch.stack([loss_D.detach().float(), loss_G.detach().float(), *probabilities])
+    update_ema(nets.G_ema, nets.G, ema_decay_at(step, t.ema_decay) if t.ema_decay else 0.0)
+    probabilities = [torch.sigmoid(logits.detach()).mean() for logits in (real_logits, fake_logits)]
+    return torch.stack([loss_D.detach(), loss_G.detach(), *probabilities, loop.r1.detach(),
+                        loop.augment_p.p, loop.augment_p.rt]).float()
 
 
 class StopSignals:
@@ -179,6 +224,8 @@ def _record_dataset(cfg: RunConfig, dataset: ImageDataset, resumed: Checkpoint |
     cfg.data.channels = int(dataset.images.shape[1])
     cfg.data.class_names = dataset.class_names
     cfg.data.class_counts = dataset.class_counts
+    cfg.data.num_images = len(dataset)
+    cfg.resolve_auto(len(dataset), len(dataset.class_names))
     # Absolute, so that `--resume` works from any working directory.
     cfg.data.path = str(Path(cfg.data.path).expanduser().resolve())
     if cfg.data.cache_dir:
@@ -212,19 +259,54 @@ def _run_folder(cfg: RunConfig, resume: Checkpoint | None, log) -> Path:
     return run_dir
 
 
-def _grid_noise(cfg: RunConfig, device: torch.device) -> torch.Tensor:
-    return torch.randn(GRID_SIZE, cfg.model.z_dim, generator=seeded(cfg.train.seed, _GRID_STREAM)).to(device)
+def _grid_inputs(cfg: RunConfig, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The fixed noise (and classes) of every fakes grid: 64 images, or one row of 8 per class."""
+    classes = min(cfg.num_classes, _GRID_ROWS)
+    count = 8 * classes if classes else GRID_SIZE
+    z = torch.randn(count, cfg.model.z_dim, generator=seeded(cfg.train.seed, _GRID_STREAM)).to(device)
+    labels = torch.arange(classes).repeat_interleave(8).to(device) if classes else None
+    return z, labels
 
 
 def _refresh_ema_stats(nets: Networks, cfg: RunConfig, device: torch.device) -> None:
     generator = seeded(cfg.train.seed, _NORM_STREAM)
-    batches = [torch.randn(GRID_SIZE, cfg.model.z_dim, generator=generator) for _ in range(4)]
-    refresh_batchnorm_stats(nets.G_ema, (z.to(device) for z in batches))
+    batches = []
+    for _ in range(4):
+        z = torch.randn(GRID_SIZE, cfg.model.z_dim, generator=generator).to(device)
+        labels = torch.randint(cfg.num_classes, (GRID_SIZE,), generator=generator).to(device) if cfg.num_classes else None
+        batches.append((z, labels))
+    refresh_batchnorm_stats(nets.G_ema, batches)
 
 
-def _reals_grid(dataset: ImageDataset, seed: int) -> torch.Tensor:
-    pick = torch.randperm(len(dataset), generator=seeded(seed, _GRID_STREAM))[:GRID_SIZE]
+def _reals_grid(dataset: ImageDataset, cfg: RunConfig) -> torch.Tensor:
+    """64 random training images, or (conditional) one row of 8 per class."""
+    order = torch.randperm(len(dataset), generator=seeded(cfg.train.seed, _GRID_STREAM))
+    if cfg.num_classes:
+        labels = dataset.labels[order]
+        pick = torch.cat([order[labels == c][:8] for c in range(min(cfg.num_classes, _GRID_ROWS))])
+    else:
+        pick = order[:GRID_SIZE]
     return dataset.images[pick].float() / 127.5 - 1.0
+
+
+def _reported_stats(cfg: RunConfig, policy: tuple[str, ...]) -> set[str]:
+    """STATS worth a curve in this run: no flat zero lines for R1 or augmentation when they are off."""
+    skipped = set()
+    if not cfg.train.r1_gamma:
+        skipped.add("Loss/R1")
+    if not policy:
+        skipped |= {"Augment/p", "Augment/rt"}
+    return set(STATS) - skipped
+
+
+def _describe(cfg: RunConfig) -> str:
+    """One line on what the automatic settings chose for this data."""
+    m, t = cfg.model, cfg.train
+    classes = f"conditional on {cfg.num_classes} classes" if cfg.num_classes else "unconditional"
+    augment = f"augment {t.augment} (p {t.augment_p})" if parse_policy(t.augment) else "no augmentation"
+    norm = "spectral norm" if m.spectral_norm == "on" else "BatchNorm"
+    r1 = f", R1 {t.r1_gamma}" if t.r1_gamma else ""
+    return f"{cfg.data.num_images} images: {classes}, {augment}, D with {norm}, {t.loss} loss{r1}"
 
 
 def train(cfg: RunConfig, resume: Checkpoint | None = None, log: Callable[[str], None] = print) -> TrainResult:
@@ -237,22 +319,34 @@ def train(cfg: RunConfig, resume: Checkpoint | None = None, log: Callable[[str],
     dataset = load_dataset(cfg.data, log)
     _record_dataset(cfg, dataset, resume, log)
 
+    t = cfg.train
     nets = build_networks(cfg, device)
-    batches = RealBatches(dataset, cfg.train.batch_size, cfg.data.mirror, seeded(cfg.train.seed, _DATA_STREAM), device)
-    noise = seeded(cfg.train.seed, _NOISE_STREAM)
+    adaptive = t.augment_p == "auto"
+    loop = Loop(
+        nets=nets,
+        G=devices.maybe_compile(nets.G, t.compile, device),
+        D=devices.maybe_compile(nets.D, t.compile, device),
+        batches=RealBatches(dataset, t.batch_size, cfg.data.mirror, cfg.data.class_balance,
+                            seeded(t.seed, _DATA_STREAM), device),
+        noise=seeded(t.seed, _NOISE_STREAM),
+        augment_generator=seeded(t.seed, _AUGMENT_STREAM, device),
+        augment_p=AugmentProbability(0.0 if adaptive else float(t.augment_p), adaptive, t.augment_target,
+                                     t.batch_size, device),
+        policy=parse_policy(t.augment),
+        r1=torch.zeros((), device=device),
+    )
     start = 0
     if resume:
-        _restore(resume, nets, batches, noise, cfg)
+        _restore(resume, loop, cfg)
         start = resume.step
-    G = devices.maybe_compile(nets.G, cfg.train.compile, device)
-    D = devices.maybe_compile(nets.D, cfg.train.compile, device)
     # Only now, with everything checked, does the run touch its folder.
     run_dir = _run_folder(cfg, resume, log)
     save_config(run_dir, cfg)
     resuming = f", resuming {resume.path.name} at step {start}" if resume else ""
     log(f"run folder: {run_dir}  (device {device}, {'bf16 autocast' if amp else 'fp32'}{resuming})")
+    log(_describe(cfg))
 
-    grid_noise = _grid_noise(cfg, device)
+    grid_z, grid_labels = _grid_inputs(cfg, device)
     ema_stats_step = None
 
     def refresh_ema_stats(step: int) -> None:
@@ -264,11 +358,11 @@ def train(cfg: RunConfig, resume: Checkpoint | None = None, log: Callable[[str],
     def save_grid(step: int) -> None:
         refresh_ema_stats(step)
         with torch.no_grad():
-            tracker.images("Samples/fixed_noise", nets.G_ema(grid_noise), step, f"fakes-{step:07d}.png")
+            tracker.images("Samples/fixed_noise", nets.G_ema(grid_z, grid_labels), step, f"fakes-{step:07d}.png")
 
     def save(step: int) -> Path:
         refresh_ema_stats(step)
-        state = training_state(nets, batches, noise, step, cfg, dataset.fingerprint)
+        state = training_state(loop, step, cfg, dataset.fingerprint)
         return save_checkpoint(run_dir, state, cfg.train.keep)
 
     def flush(window: list[torch.Tensor], step: int) -> None:
@@ -282,22 +376,22 @@ def train(cfg: RunConfig, resume: Checkpoint | None = None, log: Callable[[str],
                 f"the loss became non-finite (NaN or inf) at step {bad_step}; stopping. {last_good}. "
                 f"Resume it with lower learning rates (--d-lr, --g-lr) or --precision fp32."
             )
-        stats = dict(zip(STATS, values.mean(0).tolist()))
+        stats = {name: value for name, value in zip(STATS, values.mean(0).tolist()) if name in reported}
         tracker.scalars(step, {**stats, "LR/G": cfg.train.g_lr, "LR/D": cfg.train.d_lr})
         window.clear()
 
+    reported = _reported_stats(cfg, loop.policy)
     tracker = Tracker(run_dir, cfg.train.steps, start, cfg.train.batch_size, cfg.train.tensorboard, log)
-    t = cfg.train
     step, checkpoint, window = start, None, []
     try:
         if not (run_dir / "reals.png").exists():
-            tracker.images("Samples/reals", _reals_grid(dataset, t.seed), start, "reals.png")
+            tracker.images("Samples/reals", _reals_grid(dataset, cfg), start, "reals.png")
         if start == 0:
             save_grid(0)
         tracker.restart_clock()
         with StopSignals() as stop:
             for step in range(start + 1, t.steps + 1):
-                window.append(train_step(nets, G, D, batches, noise, cfg, device, amp, step))
+                window.append(train_step(loop, cfg, device, amp, step))
                 stopping = stop.requested  # read once: a signal arriving mid-save is handled after the next step
                 if stopping:
                     tracker.message(f"stopping at step {step}: saving a checkpoint (Ctrl-C again aborts)")

@@ -35,11 +35,13 @@ def test_train_resume_export_end_to_end(class_folder, tmp_path, capsys):
     out = tmp_path / "synthetic"
     assert main(["sample", "--run", str(run), "--count", "4", "--out", str(out), "--seed", "7"]) == 0
     rows = list(csv.DictReader((out / "manifest.csv").open()))
-    assert [r["file"] for r in rows] == [f"seed{s:06d}.png" for s in range(7, 11)]
-    assert all(r["step"] == "5" for r in rows)
+    # Class folders make a conditional model; 4 images spread like the data (6 cats, 5 dogs), seeds 7, 8, ...
+    expected = ["cats/seed000007.png", "cats/seed000008.png", "dogs/seed000009.png", "dogs/seed000010.png"]
+    assert [r["file"] for r in rows] == expected and [r["class"] for r in rows] == ["cats"] * 2 + ["dogs"] * 2
+    assert all((out / f).exists() for f in expected) and all(r["step"] == "5" for r in rows)
 
     assert main(["sample", "--run", str(run), "--count", "4", "--out", str(out)]) == 1
-    assert "already holds 5 entries" in capsys.readouterr().err
+    assert "already holds 3 entries" in capsys.readouterr().err
 
 
 def test_resume_refuses_a_new_model_shape(flat_folder, tmp_path, capsys):

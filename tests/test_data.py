@@ -744,12 +744,12 @@ def numbered_dataset(count: int, size: int = 4) -> ImageDataset:
 
 def batches(count: int, batch_size: int, mirror: bool = False, seed: int = 0) -> RealBatches:
     generator = torch.Generator().manual_seed(seed)
-    return RealBatches(numbered_dataset(count), batch_size, mirror, generator, torch.device("cpu"))
+    return RealBatches(numbered_dataset(count), batch_size, mirror, False, generator, torch.device("cpu"))
 
 
 def test_batches_from_a_loaded_folder_are_floats_in_minus_one_to_one(flat_folder, tmp_path):
     dataset, _ = load(data_config(flat_folder, tmp_path))
-    real = RealBatches(dataset, 4, False, torch.Generator().manual_seed(0), torch.device("cpu"))
+    real = RealBatches(dataset, 4, False, False, torch.Generator().manual_seed(0), torch.device("cpu"))
     for _ in range(5):
         images, labels = next(real)
         assert images.shape == (4, 3, RES, RES)

@@ -56,7 +56,7 @@ def test_refresh_batchnorm_stats_measures_the_generator_itself():
     torch.manual_seed(0)
     G = Generator(ModelConfig(z_dim=4, g_channels=2), 16, 1)
     batches = [torch.randn(32, 4) for _ in range(3)]
-    refresh_batchnorm_stats(G, batches)
+    refresh_batchnorm_stats(G, [(z,) for z in batches])
     assert not G.training
     first_norm = G.net[1]
     # The first BatchNorm sees the first ConvTranspose's output: its running mean is the mean over all batches.

@@ -116,14 +116,14 @@ def test_fewer_images_than_the_batch_still_trains(tmp_path):
 
 def test_non_finite_loss_stops_with_step_and_last_good_checkpoint(flat_folder, tmp_path, monkeypatch):
     calls = []
-    real_g_loss = train_module.g_loss
+    real_d_loss, real_g_loss = train_module.LOSSES["nonsaturating"]
 
     def g_loss_that_explodes_at_step_3(logits):
         calls.append(1)
         loss = real_g_loss(logits)
         return loss * float("nan") if len(calls) == 3 else loss
 
-    monkeypatch.setattr(train_module, "g_loss", g_loss_that_explodes_at_step_3)
+    monkeypatch.setitem(train_module.LOSSES, "nonsaturating", (real_d_loss, g_loss_that_explodes_at_step_3))
     cfg = tiny_config(flat_folder, tmp_path / "runs", steps=6)
     with pytest.raises(TrainingDiverged, match=r"non-finite .* at step 3.*checkpoint-0000002\.pt"):
         train(cfg, log=lambda _: None)

@@ -1,0 +1,104 @@
+"""Differentiable augmentation of what the discriminator sees (DiffAugment, Zhao et al. 2020), applied with the
+same function to real and generated batches, each operation to each image with probability p; and the adaptive
+choice of p from the discriminator's overfitting signal (ADA, Karras et al. 2020).
+
+Everything is batched tensor maths on the training device, so gradients flow through to the generator and no
+host sync is needed: p itself is a device tensor.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+def _chosen(images: torch.Tensor, p: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """(B, 1, 1, 1) mask: which images this operation applies to."""
+    draw = torch.rand(images.shape[0], 1, 1, 1, device=images.device, generator=generator)
+    return draw < p
+
+
+def _translation(x: torch.Tensor, generator: torch.Generator, ratio: float = 0.125) -> torch.Tensor:
+    """Shift each image by up to `ratio` of its size, whole pixels, filling with zeros (mid-grey)."""
+    batch, _, height, width = x.shape
+    limit = torch.tensor([width, height], device=x.device) * ratio
+    shift = ((torch.rand(batch, 2, device=x.device, generator=generator) * 2 - 1) * limit).round()
+    theta = torch.zeros(batch, 2, 3, device=x.device, dtype=x.dtype)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1
+    theta[:, :, 2] = (-2 * shift / torch.tensor([width, height], device=x.device)).to(x.dtype)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+
+
+def _cutout(x: torch.Tensor, generator: torch.Generator, ratio: float = 0.5) -> torch.Tensor:
+    """Zero one square of `ratio` of the image size at a random place in each image."""
+    batch, _, height, width = x.shape
+    size = torch.tensor([height * ratio, width * ratio], device=x.device)
+    centre = torch.rand(batch, 2, device=x.device, generator=generator) * torch.tensor([height, width], device=x.device)
+    rows = torch.arange(height, device=x.device).view(1, height, 1)
+    cols = torch.arange(width, device=x.device).view(1, 1, width)
+    inside = ((rows - centre[:, 0].view(-1, 1, 1)).abs() < size[0] / 2) & ((cols - centre[:, 1].view(-1, 1, 1)).abs() < size[1] / 2)
+    return x * (~inside).unsqueeze(1).to(x.dtype)
+
+
+def _color(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random brightness (+-0.5), saturation (x0..2) and contrast (x0.5..1.5), as in DiffAugment."""
+    def factor() -> torch.Tensor:
+        return torch.rand(x.shape[0], 1, 1, 1, device=x.device, generator=generator, dtype=x.dtype)
+
+    x = x + (factor() - 0.5)
+    if x.shape[1] > 1:
+        mean = x.mean(1, keepdim=True)
+        x = (x - mean) * (factor() * 2) + mean
+    mean = x.mean((1, 2, 3), keepdim=True)
+    return (x - mean) * (factor() + 0.5) + mean
+
+
+def _flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    return x.flip(3)
+
+
+_APPLY = {"translation": _translation, "cutout": _cutout, "color": _color, "flip": _flip}
+
+
+def augment(images: torch.Tensor, policy: tuple[str, ...], p: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Apply each operation of `policy` to each image with probability `p` (a 0-d tensor); differentiable."""
+    for name in policy:
+        images = torch.where(_chosen(images, p, generator), _APPLY[name](images, generator), images)
+    return images
+
+
+class AugmentProbability:
+    """The probability p, fixed or adaptive, and the overfitting signal r_t = E[sign(D(real))] it follows.
+
+    Adaptive: r_t near 1 means D is confidently right about every training image, i.e. memorising them, so p
+    rises; below `target` p falls. p can move from 0 to 1 within `speed_images` real images (ADA uses 500k; small
+    runs need a quicker response).
+    """
+
+    def __init__(self, p: float, adaptive: bool, target: float, batch_size: int, device: torch.device,
+                 interval: int = 4, speed_images: int = 100_000):
+        self.p = torch.tensor(float(p), device=device)
+        self.target = target
+        self.interval = interval
+        self.step_size = batch_size * interval / speed_images if adaptive else 0.0
+        self.signs = torch.zeros((), device=device)
+        self.count = 0
+        self.rt = torch.zeros((), device=device)
+
+    def observe(self, real_logits: torch.Tensor) -> None:
+        """Record one batch of discriminator logits on real images; every `interval` batches, move p."""
+        self.signs = self.signs + torch.sign(real_logits.detach().float()).mean()
+        self.count += 1
+        if self.count == self.interval:
+            self.rt = self.signs / self.count
+            self.p = (self.p + torch.sign(self.rt - self.target) * self.step_size).clamp(0.0, 1.0)
+            self.signs = torch.zeros_like(self.signs)
+            self.count = 0
+
+    def state_dict(self) -> dict:
+        return {"p": self.p.cpu(), "signs": self.signs.cpu(), "count": self.count, "rt": self.rt.cpu()}
+
+    def load_state_dict(self, state: dict) -> None:
+        device = self.p.device
+        self.p, self.signs, self.rt = (state[k].to(device) for k in ("p", "signs", "rt"))
+        self.count = int(state["count"])
