@@ -80,3 +80,12 @@ def cpu_cores() -> int:
 def as_layout(images: torch.Tensor, channels_last: bool) -> torch.Tensor:
     """Give an image batch the memory layout `place` gave the networks."""
     return images.contiguous(memory_format=torch.channels_last) if channels_last else images
+
+
+def match_parameter_layouts(opt: torch.optim.Optimizer) -> None:
+    """Give moment buffers their parameter's memory layout: a CPU checkpoint's are contiguous, a CUDA run's
+    parameters channels_last, and fused Adam refuses the mix."""
+    for param, state in opt.state.items():
+        for key, value in state.items():
+            if torch.is_tensor(value) and value.shape == param.shape:
+                state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import copy
-import signal
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -20,6 +18,7 @@ from gan.data import ImageDataset, RealBatches, load_dataset
 from gan.errors import GanError
 from gan.losses import LOSSES, r1_penalty
 from gan.models import Discriminator, Generator, ema_decay_at, refresh_batchnorm_stats, update_ema
+from gan.stopping import StopSignals
 from gan.tracking import GRID_SIZE, Tracker
 
 # What train_step returns, in this order.
@@ -117,7 +116,7 @@ def _restore(checkpoint: Checkpoint, loop: Loop, cfg: RunConfig) -> None:
         # (it must be set before loading, which places the step counters by it).
         now = {"lr": lr, "betas": (cfg.train.beta1, cfg.train.beta2), "fused": opt.param_groups[0]["fused"]}
         opt.load_state_dict({**saved, "param_groups": [{**group, **now} for group in saved["param_groups"]]})
-        _match_parameter_layouts(opt)
+        devices.match_parameter_layouts(opt)
     loop.batches.load_state_dict(state["batches"])
     loop.noise.set_state(state["noise"])
     # A generator's state is a CPU byte tensor whatever its device; a checkpoint from another device type
@@ -128,15 +127,6 @@ def _restore(checkpoint: Checkpoint, loop: Loop, cfg: RunConfig) -> None:
         pass
     loop.augment_p.load_state_dict(state["augment_p"])
     loop.r1 = state["r1"].to(loop.r1.device)
-
-
-def _match_parameter_layouts(opt: torch.optim.Optimizer) -> None:
-    """Give moment buffers their parameter's memory layout: a CPU checkpoint's are contiguous, a CUDA run's
-    parameters channels_last, and fused Adam refuses the mix."""
-    for param, state in opt.state.items():
-        for key, value in state.items():
-            if torch.is_tensor(value) and value.shape == param.shape:
-                state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
 
 
 def train_step(loop: Loop, cfg: RunConfig, device: torch.device, amp: torch.dtype | None, step: int) -> torch.Tensor:
@@ -181,32 +171,6 @@ def train_step(loop: Loop, cfg: RunConfig, device: torch.device, amp: torch.dtyp
     probabilities = [torch.sigmoid(logits.detach()).mean() for logits in (real_logits, fake_logits)]
     return torch.stack([loss_D.detach(), loss_G.detach(), *probabilities, loop.r1.detach(),
                         loop.augment_p.p, loop.augment_p.rt]).float()
-
-
-class StopSignals:
-    """Ctrl-C or SIGTERM asks the loop to stop after the current step and save; a second Ctrl-C aborts at once.
-
-    The handler only sets a flag: printing from a signal handler can collide with the loop's own output.
-    """
-
-    def __init__(self):
-        self.requested = False
-        self.previous: dict = {}
-
-    def __enter__(self) -> StopSignals:
-        if threading.current_thread() is threading.main_thread():  # handlers can only be set there
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self.previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        if self.requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __exit__(self, *exc) -> None:
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
 
 
 def _record_dataset(cfg: RunConfig, dataset: ImageDataset, resumed: Checkpoint | None, log) -> None:

@@ -138,3 +138,14 @@ def test_disk_errors_name_the_file_instead_of_a_traceback(monkeypatch, capsys):
     monkeypatch.setattr(gan.sample, "export", full_disk)
     assert main(["sample", "--run", "r", "--out", "o"]) == 1
     assert capsys.readouterr().err == "error: out/seed000003.png: No space left on device\n"
+
+
+def test_class_flag_repeats(class_folder, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    main(["train", "--data", str(class_folder), *TINY_FLAGS, "--steps", "1", "--out", str(runs)])
+    out = tmp_path / "o"
+    assert main(["sample", "--run", str(runs / "00000-classes"), "--class", "dogs", "--class", "cats",
+                 "--per-class", "1", "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["cats", "dogs", "manifest.csv"]
+    assert main(["sample", "--run", str(runs / "00000-classes"), "--class", "owls", "--out", str(tmp_path / "x")]) == 1
+    assert "unknown class 'owls'" in capsys.readouterr().err

@@ -860,3 +860,17 @@ def test_subfolders_without_images_are_named_in_a_warning(class_folder, tmp_path
     dataset, lines = load(data_config(class_folder, tmp_path))
     assert dataset.class_names == ["cats", "dogs"]
     assert "warning: ignoring subfolders with no image files: notes" in lines
+
+
+def test_class_balance_draws_every_class_equally_often(tmp_path):
+    folder = tmp_path / "imbalanced"
+    write_images(folder / "many", 30, size=(16, 16))
+    write_images(folder / "few", 3, size=(16, 16), seed=5)
+    dataset, _ = load(data_config(folder, tmp_path))
+    balanced = RealBatches(dataset, 500, False, True, torch.Generator().manual_seed(0), torch.device("cpu"))
+    _, labels = next(balanced)
+    share_of_few = (labels == dataset.class_names.index("few")).float().mean().item()
+    assert 0.42 < share_of_few < 0.58  # 3 of 33 images, yet half of the draws
+    plain = RealBatches(dataset, 33, False, False, torch.Generator().manual_seed(0), torch.device("cpu"))
+    _, labels = next(plain)
+    assert (labels == dataset.class_names.index("few")).sum().item() == 3  # one epoch: each image once

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from gan.device import autocast_dtype, pick_device
+from gan.device import autocast_dtype, match_parameter_layouts, pick_device
 from gan.errors import GanError
 
 
@@ -22,3 +22,17 @@ def test_cpu_trains_in_fp32_unless_bf16_is_asked_for():
     assert autocast_dtype(cpu, "auto") is None
     assert autocast_dtype(cpu, "fp32") is None
     assert autocast_dtype(cpu, "bf16") is torch.bfloat16
+
+
+def test_optimizer_moments_take_their_parameters_memory_layout():
+    # A CPU checkpoint's moments are contiguous; on CUDA the parameters are channels_last and fused Adam
+    # refuses the mix (seen on an H200), so loading re-lays them out.
+    param = torch.nn.Parameter(torch.randn(2, 3, 4, 4).contiguous(memory_format=torch.channels_last))
+    opt = torch.optim.Adam([param])
+    param.grad = torch.ones_like(param)
+    opt.step()
+    opt.state[param]["exp_avg"] = opt.state[param]["exp_avg"].contiguous()
+    before = opt.state[param]["exp_avg"].clone()
+    match_parameter_layouts(opt)
+    assert opt.state[param]["exp_avg"].stride() == param.stride()
+    assert torch.equal(opt.state[param]["exp_avg"], before)

@@ -17,3 +17,21 @@ def test_losses_stay_finite_for_extreme_logits():
     fake = torch.tensor([-50.0], requires_grad=True)
     g_loss(fake).backward()
     assert fake.grad.abs().item() > 0.9  # non-saturating: a confident D still gives G a gradient
+
+
+def test_hinge_losses_ignore_logits_past_the_margin():
+    from gan.losses import hinge_d, hinge_g
+
+    assert hinge_d(torch.tensor([2.0, 0.5]), torch.tensor([-3.0, 0.0])).item() == 0.0 + 0.25 + 0.0 + 0.5
+    assert hinge_g(torch.tensor([1.0, 3.0])).item() == -2.0
+
+
+def test_r1_penalty_is_the_squared_input_gradient():
+    from gan.losses import r1_penalty
+
+    weights = torch.randn(3, 4, 4, requires_grad=True)  # a linear D: its input gradient is `weights`
+    x = torch.randn(5, 3, 4, 4).requires_grad_(True)
+    penalty = r1_penalty((x * weights).sum((1, 2, 3)), x)
+    torch.testing.assert_close(penalty, weights.detach().square().sum())
+    penalty.backward()  # create_graph: the penalty itself trains D
+    torch.testing.assert_close(weights.grad, 2 * weights.detach())

@@ -64,3 +64,31 @@ def test_refresh_batchnorm_stats_measures_the_generator_itself():
         features = torch.cat([G.net[0](z.view(32, 4, 1, 1)) for z in batches])
     torch.testing.assert_close(first_norm.running_mean, features.mean((0, 2, 3)), rtol=1e-4, atol=1e-6)
     assert first_norm.momentum == 0.1  # restored after the cumulative average
+
+
+def test_conditional_generator_and_projection_discriminator_use_the_class():
+    torch.manual_seed(0)
+    cfg = ModelConfig(z_dim=8, g_channels=4, d_channels=4)
+    G, D = Generator(cfg, 16, 3, num_classes=3), Discriminator(cfg, 16, 3, num_classes=3)
+    G.eval(), D.eval()
+    z = torch.randn(1, 8).repeat(3, 1)
+    images = G(z, torch.tensor([0, 1, 2]))
+    assert not torch.allclose(images[0], images[1])  # same noise, different class, different image
+    same = images[:1].repeat(3, 1, 1, 1)
+    logits = D(same, torch.tensor([0, 1, 2]))
+    assert logits.shape == (3,) and not torch.allclose(logits[0], logits[1])
+
+
+def test_spectral_norm_discriminator_has_no_batchnorm_and_unit_spectral_norm():
+    torch.manual_seed(0)
+    D = Discriminator(ModelConfig(d_channels=8, spectral_norm="on"), 32, 3)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in D.modules())
+    D.train()
+    for _ in range(20):  # power iterations converge while training
+        D(torch.randn(4, 3, 32, 32))
+    conv = D.features[2]
+    sigma = torch.linalg.matrix_norm(conv.weight.flatten(1), ord=2)
+    assert sigma.item() == pytest.approx(1.0, abs=0.05)
+    x = torch.randn(1, 3, 32, 32)
+    D.eval()
+    assert torch.allclose(D(x), D(torch.cat([x, torch.randn(3, 3, 32, 32)]))[:1], atol=1e-5)  # per-image output

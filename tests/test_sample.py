@@ -85,3 +85,48 @@ def test_grid_path_that_is_a_folder_is_refused_before_writing_anything(run_dir, 
     with pytest.raises(GanError, match="--grid .* is a folder"):
         export(SampleConfig(run=str(run_dir), count=2, out=str(tmp_path / "o"), grid=str(tmp_path)), log=lambda _: None)
     assert not (tmp_path / "o").exists()
+
+
+@pytest.fixture(scope="module")
+def conditional_run(tmp_path_factory):
+    base = tmp_path_factory.mktemp("conditional")
+    write_images(base / "pets" / "cats", 6, seed=1)
+    write_images(base / "pets" / "dogs", 2, seed=2)
+    return train(tiny_config(base / "pets", base / "runs", steps=2), log=lambda _: None).run_dir
+
+
+def test_per_class_export_mirrors_the_imagefolder_layout(conditional_run, tmp_path):
+    result = export(SampleConfig(run=str(conditional_run), per_class=2, out=str(tmp_path / "o")), log=lambda _: None)
+    assert sorted(p.relative_to(tmp_path / "o").as_posix() for p in result.files) == [
+        "cats/seed000000.png", "cats/seed000001.png", "dogs/seed000002.png", "dogs/seed000003.png",
+    ]
+    rows = list(csv.DictReader(result.manifest.open()))
+    assert [(r["file"], r["class"]) for r in rows][2] == ("dogs/seed000002.png", "dogs")
+
+
+def test_count_follows_the_class_frequencies_and_class_selects(conditional_run, tmp_path):
+    result = export(SampleConfig(run=str(conditional_run), count=8, out=str(tmp_path / "a")), log=lambda _: None)
+    assert [len(list((tmp_path / "a" / c).iterdir())) for c in ("cats", "dogs")] == [6, 2]
+    only = export(SampleConfig(run=str(conditional_run), count=3, classes=["dogs"], out=str(tmp_path / "b")),
+                  log=lambda _: None)
+    assert [f.parent.name for f in only.files] == ["dogs"] * 3 and not (tmp_path / "b" / "cats").exists()
+
+
+def test_class_generation_depends_on_the_class(conditional_run, tmp_path):
+    export(SampleConfig(run=str(conditional_run), count=1, classes=["cats"], out=str(tmp_path / "c")), log=lambda _: None)
+    export(SampleConfig(run=str(conditional_run), count=1, classes=["dogs"], out=str(tmp_path / "d")), log=lambda _: None)
+    cat, dog = pixels(tmp_path / "c" / "cats" / "seed000000.png"), pixels(tmp_path / "d" / "dogs" / "seed000000.png")
+    assert np.abs(cat - dog).max() > 0  # same seed, different class
+
+
+def test_unknown_class_lists_the_known_ones(conditional_run, tmp_path):
+    with pytest.raises(GanError, match="unknown class 'birds': .* knows cats, dogs"):
+        export(SampleConfig(run=str(conditional_run), classes=["birds"], out=str(tmp_path / "o")), log=lambda _: None)
+
+
+def test_unconditional_models_refuse_class_choices(run_dir, tmp_path):
+    with pytest.raises(GanError, match="--class: .* is an unconditional model"):
+        export(SampleConfig(run=str(run_dir), classes=["flowers"], out=str(tmp_path / "o")), log=lambda _: None)
+    with pytest.raises(GanError, match="--per-class: .* is an unconditional model"):
+        export(SampleConfig(run=str(run_dir), per_class=3, out=str(tmp_path / "o")), log=lambda _: None)
+    assert not (tmp_path / "o").exists()

@@ -213,15 +213,37 @@ def test_saved_data_path_is_absolute_so_resume_works_from_anywhere(flat_folder, 
     assert train(cfg, resume=checkpoint, log=lambda _: None).step == 3
 
 
-def test_optimizer_moments_take_their_parameters_memory_layout():
-    # A CPU checkpoint's moments are contiguous; on CUDA the parameters are channels_last and fused Adam
-    # refuses the mix (seen on an H200), so loading re-lays them out.
-    param = torch.nn.Parameter(torch.randn(2, 3, 4, 4).contiguous(memory_format=torch.channels_last))
-    opt = torch.optim.Adam([param])
-    param.grad = torch.ones_like(param)
-    opt.step()
-    opt.state[param]["exp_avg"] = opt.state[param]["exp_avg"].contiguous()
-    before = opt.state[param]["exp_avg"].clone()
-    train_module._match_parameter_layouts(opt)
-    assert opt.state[param]["exp_avg"].stride() == param.stride()
-    assert torch.equal(opt.state[param]["exp_avg"], before)
+def test_small_class_folder_data_gets_the_small_data_defaults(class_folder, tmp_path):
+    from PIL import Image
+
+    cfg = tiny_config(class_folder, tmp_path / "runs", steps=4)
+    lines = []
+    result = train(cfg, log=lines.append)
+    saved = json.loads((result.run_dir / "config.json").read_text())
+    assert saved["model"]["conditional"] == "on" and saved["model"]["spectral_norm"] == "on"
+    assert saved["train"]["augment"] == "translation,cutout,color" and saved["train"]["augment_p"] == "auto"
+    assert "11 images: conditional on 2 classes, augment translation,cutout,color (p auto)" in "\n".join(lines)
+    stats = json.loads((result.run_dir / "stats.jsonl").read_text().splitlines()[-1])
+    assert {"Augment/p", "Augment/rt"} <= stats.keys() and "Loss/R1" not in stats
+    # one row of 8 per class, in the fakes grid and in the reals grid
+    assert Image.open(result.run_dir / "fakes-0000004.png").size == (2 + 8 * 18, 2 + 2 * 18)
+    assert Image.open(result.run_dir / "reals.png").size == (2 + 8 * 18, 2 + 2 * 18)
+
+
+def test_plain_settings_and_hinge_with_r1(flat_folder, tmp_path):
+    cfg = tiny_config(flat_folder, tmp_path / "runs", steps=4)
+    cfg.model.spectral_norm, cfg.train.augment = "off", "none"
+    cfg.train.loss, cfg.train.r1_gamma, cfg.train.r1_every = "hinge", 10.0, 2
+    result = train(cfg, log=lambda _: None)
+    stats = [json.loads(line) for line in (result.run_dir / "stats.jsonl").read_text().splitlines()]
+    assert all(s["Loss/R1"] > 0 for s in stats) and "Augment/p" not in stats[0]
+    saved = load_checkpoint(str(result.run_dir)).saved_config()
+    assert saved.model.conditional == "off"  # one class: nothing to condition on
+
+
+def test_fixed_augment_p_is_used_and_kept(class_folder, tmp_path):
+    cfg = tiny_config(class_folder, tmp_path / "runs", steps=2)
+    cfg.train.augment, cfg.train.augment_p = "translation,flip", "0.3"
+    result = train(cfg, log=lambda _: None)
+    state = load_checkpoint(str(result.run_dir)).state
+    assert state["augment_p"]["p"].item() == pytest.approx(0.3)
