@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+
 def _chosen(images: torch.Tensor, p: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """(B, 1, 1, 1) mask: which images this operation applies to."""
     draw = torch.rand(images.shape[0], 1, 1, 1, device=images.device, generator=generator)
@@ -36,12 +37,14 @@ def _cutout(x: torch.Tensor, generator: torch.Generator, ratio: float = 0.5) -> 
     centre = torch.rand(batch, 2, device=x.device, generator=generator) * torch.tensor([height, width], device=x.device)
     rows = torch.arange(height, device=x.device).view(1, height, 1)
     cols = torch.arange(width, device=x.device).view(1, 1, width)
-    inside = ((rows - centre[:, 0].view(-1, 1, 1)).abs() < size[0] / 2) & ((cols - centre[:, 1].view(-1, 1, 1)).abs() < size[1] / 2)
-    return x * (~inside).unsqueeze(1).to(x.dtype)
+    in_rows = (rows - centre[:, 0].view(-1, 1, 1)).abs() < size[0] / 2
+    in_cols = (cols - centre[:, 1].view(-1, 1, 1)).abs() < size[1] / 2
+    return x * (~(in_rows & in_cols)).unsqueeze(1).to(x.dtype)
 
 
 def _color(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Random brightness (+-0.5), saturation (x0..2) and contrast (x0.5..1.5), as in DiffAugment."""
+
     def factor() -> torch.Tensor:
         return torch.rand(x.shape[0], 1, 1, 1, device=x.device, generator=generator, dtype=x.dtype)
 
