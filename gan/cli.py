@@ -124,9 +124,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     synthetic = result.run_dir / "synthetic"
     exported = export(SampleConfig(run=str(result.run_dir), count=args.count, out=str(synthetic),
                                    grid=str(result.run_dir / "synthetic-grid.png")))
+    folders = sorted({f.parent.name for f in exported.files if f.parent != exported.out})
+    layout = f" in class folders {', '.join(folders)}" if folders else ""
     print(
         f"\ndemo done.\n"
-        f"  synthetic images  {exported.out}/ ({len(exported.files)} PNGs, listed in {exported.manifest.name})\n"
+        f"  synthetic images  {exported.out}/ ({len(exported.files)} PNGs{layout}; list: {exported.manifest.name})\n"
         f"  their preview     {exported.grid}\n"
         f"  training grids    {result.run_dir}/fakes-*.png (real images: reals.png)\n"
         f"  TensorBoard logs  {result.run_dir}/  ->  .venv/bin/tensorboard --logdir {result.run_dir.parent}"

@@ -149,3 +149,12 @@ def test_class_flag_repeats(class_folder, tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == ["cats", "dogs", "manifest.csv"]
     assert main(["sample", "--run", str(runs / "00000-classes"), "--class", "owls", "--out", str(tmp_path / "x")]) == 1
     assert "unknown class 'owls'" in capsys.readouterr().err
+
+
+def test_demo_trains_exports_and_says_where_everything_is(class_folder, tmp_path, capsys):
+    assert main(["demo", "--data", str(class_folder), "--steps", "2", "--count", "4", "--out", str(tmp_path)]) == 0
+    run = tmp_path / "00000-demo"
+    out = capsys.readouterr().out
+    assert f"synthetic images  {run / 'synthetic'}/ (4 PNGs in class folders cats, dogs; list: manifest.csv)" in out
+    assert f"tensorboard --logdir {tmp_path}" in out and (run / "synthetic-grid.png").exists()
+    assert len(list((run / "synthetic").glob("*/seed*.png"))) == 4
