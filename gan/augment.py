@@ -19,15 +19,25 @@ def _chosen(images: torch.Tensor, p: torch.Tensor, generator: torch.Generator) -
 
 
 def _translation(x: torch.Tensor, generator: torch.Generator, ratio: float = 0.125) -> torch.Tensor:
-    """Shift each image by up to `ratio` of its size, whole pixels, filling with zeros (mid-grey)."""
+    """Shift each image by up to `ratio` of its size, whole pixels, filling with zeros (mid-grey).
+
+    Written as padding plus indexing rather than grid_sample, whose backward has no derivative of its own:
+    R1 differentiates D's gradient, and that gradient passes through this function.
+    """
     batch, _, height, width = x.shape
-    limit = torch.tensor([width, height], device=x.device) * ratio
-    shift = ((torch.rand(batch, 2, device=x.device, generator=generator) * 2 - 1) * limit).round()
-    theta = torch.zeros(batch, 2, 3, device=x.device, dtype=x.dtype)
-    theta[:, 0, 0] = theta[:, 1, 1] = 1
-    theta[:, :, 2] = (-2 * shift / torch.tensor([width, height], device=x.device)).to(x.dtype)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    dy, dx = (
+        torch.randint(-int(n * ratio + 0.5), int(n * ratio + 0.5) + 1, (batch, 1, 1), device=x.device, generator=generator)
+        for n in (height, width)
+    )
+    b, rows, cols = torch.meshgrid(
+        torch.arange(batch, device=x.device), torch.arange(height, device=x.device), torch.arange(width, device=x.device),
+        indexing="ij",
+    )
+    # Indices into a copy padded by one zero pixel; shifts past the edge land on the padding.
+    rows = (rows + dy + 1).clamp(0, height + 1)
+    cols = (cols + dx + 1).clamp(0, width + 1)
+    padded = F.pad(x, [1, 1, 1, 1]).permute(0, 2, 3, 1)  # (B, H+2, W+2, C)
+    return padded[b, rows, cols].permute(0, 3, 1, 2)
 
 
 def _cutout(x: torch.Tensor, generator: torch.Generator, ratio: float = 0.5) -> torch.Tensor:

@@ -55,12 +55,14 @@ def test_runs_are_numbered_and_never_reused(flat_folder, tmp_path):
 
 
 def test_resume_is_bit_identical_to_an_uninterrupted_run(class_folder, tmp_path):
+    # The small-data defaults (conditional, augmentation with adaptive p) plus mirroring and lazy R1: every
+    # random stream and every piece of state must come back.
     straight = tiny_config(class_folder, tmp_path / "a", steps=6)
-    straight.data.mirror = True
+    straight.data.mirror, straight.train.r1_gamma, straight.train.r1_every = True, 1.0, 2
     full = train(straight, log=lambda _: None)
 
     first_half = tiny_config(class_folder, tmp_path / "b", steps=3)
-    first_half.data.mirror = True
+    first_half.data.mirror, first_half.train.r1_gamma, first_half.train.r1_every = True, 1.0, 2
     half = train(first_half, log=lambda _: None)
     checkpoint = load_checkpoint(str(half.run_dir))
     cfg = checkpoint.saved_config()
