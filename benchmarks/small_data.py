@@ -8,7 +8,8 @@ Prints, for each configuration, measured on images no training run saw:
 - D overfitting: D's accuracy (logit > 0 means "real") on its 100 training images and on held-out real images;
   a discriminator that memorised its training set calls them real and the held-out ones fake (large gap).
 - diversity: mean pairwise distance between generated samples, relative to the same measure on the real images
-  (1.0 = as varied as the data; much lower = collapse).
+  (1.0 = as varied as the data; much lower = collapse); for conditional models also within each class, against
+  that class's real images (a conditional G can look varied overall while making one image per class).
 - copies: median distance from each sample to its nearest training image, relative to the same distance for the
   held-out reals (well below 1.0 = samples sit on training images).
 Distances are RMS pixel differences in [0, 1] at 32 px. Writes docs/small_data.png: the sample grids side by side, in that order.
@@ -97,11 +98,21 @@ def evaluate(run_dir: Path, train_set, held_set, samples: int) -> dict:
     fakes = torch.cat(list(generate(G, list(range(samples)), labels, 100, torch.device("cpu"))))
     reals, held = as_unit(train_set.images), as_unit(held_set.images)
     generated = as_unit(fakes)
+    every_real = torch.cat([reals, held])
+    real_labels = torch.cat([train_set.labels, held_set.labels])
+    per_class = float("nan")
+    if conditional:
+        sample_labels = torch.tensor(labels)
+        per_class = statistics.mean(
+            mean_pairwise(generated[sample_labels == c]) / mean_pairwise(every_real[real_labels == c])
+            for c in range(len(cfg.data.class_names))
+        )
     return {
         "D acc train": accuracy_train,
         "D acc held-out": accuracy_held,
         "overfit gap": accuracy_train - accuracy_held,
-        "diversity": mean_pairwise(generated) / mean_pairwise(torch.cat([reals, held])),
+        "diversity": mean_pairwise(generated) / mean_pairwise(every_real),
+        "in-class div.": per_class,
         "copies": float(nearest(generated, reals).median() / nearest(held, reals).median()),
         "grid": fakes[:64],
     }
@@ -112,41 +123,52 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--out", default="/tmp/gan-small-data")
     parser.add_argument("--samples", type=int, default=300)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", default="0", help="comma-separated seeds; figures are their mean (and spread)")
     args = parser.parse_args()
     out = Path(args.out)
     shutil.rmtree(out, ignore_errors=True)
     train_dir, held_dir = split_emoji(out / "data", train_per_class=34, held_out_per_class=40)
 
     quiet = lambda _: None  # noqa: E731
-    results = {}
-    for name, overrides in CONFIGS.items():
-        cfg = RunConfig()
-        cfg.data.path, cfg.data.resolution, cfg.data.cache = str(train_dir), 32, False
-        cfg.train.steps, cfg.train.seed, cfg.train.out = args.steps, args.seed, str(out / "runs")
-        cfg.train.image_every, cfg.train.checkpoint_every, cfg.train.tensorboard = args.steps, args.steps, False
-        cfg.train.name = name.split()[0].strip(",")
-        for key, value in overrides.items():
-            setattr(cfg.model if hasattr(cfg.model, key) else cfg.train, key, value)
-        started = time.perf_counter()
-        print(f"training {name} for {args.steps} steps ...", file=sys.stderr, flush=True)
-        result = train(cfg, log=quiet)
-        minutes = (time.perf_counter() - started) / 60
-        probe = RunConfig().data
-        probe.resolution, probe.cache = 32, False
-        probe.path = str(train_dir)
-        train_set = load_dataset(probe, quiet)
-        probe.path = str(held_dir)
-        held_set = load_dataset(probe, quiet)
-        results[name] = {**evaluate(result.run_dir, train_set, held_set, args.samples), "minutes": minutes}
+    probe = RunConfig().data
+    probe.resolution, probe.cache = 32, False
+    probe.path = str(train_dir)
+    train_set = load_dataset(probe, quiet)
+    probe.path = str(held_dir)
+    held_set = load_dataset(probe, quiet)
+    seeds = [int(seed) for seed in args.seeds.split(",")]
+    results: dict[str, list[dict]] = {name: [] for name in CONFIGS}
+    for seed in seeds:
+        for name, overrides in CONFIGS.items():
+            cfg = RunConfig()
+            cfg.data.path, cfg.data.resolution, cfg.data.cache = str(train_dir), 32, False
+            cfg.train.steps, cfg.train.seed, cfg.train.out = args.steps, seed, str(out / "runs")
+            cfg.train.image_every, cfg.train.checkpoint_every, cfg.train.tensorboard = args.steps, args.steps, False
+            cfg.train.name = name.split()[0].strip(",")
+            for key, value in overrides.items():
+                setattr(cfg.model if hasattr(cfg.model, key) else cfg.train, key, value)
+            started = time.perf_counter()
+            print(f"training {name}, seed {seed}, for {args.steps} steps ...", file=sys.stderr, flush=True)
+            result = train(cfg, log=quiet)
+            minutes = (time.perf_counter() - started) / 60
+            results[name].append({**evaluate(result.run_dir, train_set, held_set, args.samples), "minutes": minutes})
 
     print(f"\n{len(train_set)} training images (3 classes), {len(held_set)} held-out, 32 px, {args.steps} G steps, "
-          f"seed {args.seed}, torch {torch.__version__}, CPU threads {torch.get_num_threads()}\n")
-    columns = ["D acc train", "D acc held-out", "overfit gap", "diversity", "copies", "minutes"]
-    print(f"{'configuration':<22}" + "".join(f"{c:>16}" for c in columns))
-    for name, r in results.items():
-        print(f"{name:<22}" + "".join(f"{r[c]:>16.3f}" for c in columns))
-    grids = [image_grid(r["grid"]) for r in results.values()]
+          f"seeds {args.seeds} (mean, and +- half the range across seeds), torch {torch.__version__}, "
+          f"CPU threads {torch.get_num_threads()}\n")
+    columns = ["D acc train", "D acc held-out", "overfit gap", "diversity", "in-class div.", "copies", "minutes"]
+    print(f"{'configuration':<24}" + "".join(f"{c:>16}" for c in columns))
+    for name, runs in results.items():
+        cells = []
+        for c in columns:
+            values = [r[c] for r in runs]
+            if all(v != v for v in values):  # NaN: the measure does not apply (no classes)
+                cells.append("-")
+                continue
+            spread = (max(values) - min(values)) / 2
+            cells.append(f"{statistics.mean(values):.3f}" + (f" +-{spread:.3f}" if len(values) > 1 else ""))
+        print(f"{name:<24}" + "".join(f"{cell:>16}" for cell in cells))
+    grids = [image_grid(runs[0]["grid"]) for runs in results.values()]
     gap = np.full((grids[0].shape[0], 12, 3), 255, dtype=np.uint8)
     target = ROOT / "docs" / "small_data.png"
     save_png(np.concatenate([part for grid in grids for part in (grid, gap)][:-1], axis=1), target)

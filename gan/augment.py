@@ -43,12 +43,11 @@ def _translation(x: torch.Tensor, generator: torch.Generator, ratio: float = 0.1
 def _cutout(x: torch.Tensor, generator: torch.Generator, ratio: float = 0.5) -> torch.Tensor:
     """Zero one square of `ratio` of the image size at a random place in each image."""
     batch, _, height, width = x.shape
-    size = torch.tensor([height * ratio, width * ratio], device=x.device)
-    centre = torch.rand(batch, 2, device=x.device, generator=generator) * torch.tensor([height, width], device=x.device)
+    centre = torch.rand(batch, 2, 1, 1, device=x.device, generator=generator)
     rows = torch.arange(height, device=x.device).view(1, height, 1)
     cols = torch.arange(width, device=x.device).view(1, 1, width)
-    in_rows = (rows - centre[:, 0].view(-1, 1, 1)).abs() < size[0] / 2
-    in_cols = (cols - centre[:, 1].view(-1, 1, 1)).abs() < size[1] / 2
+    in_rows = (rows - centre[:, 0] * height).abs() < height * ratio / 2
+    in_cols = (cols - centre[:, 1] * width).abs() < width * ratio / 2
     return x * (~(in_rows & in_cols)).unsqueeze(1).to(x.dtype)
 
 

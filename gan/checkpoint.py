@@ -14,7 +14,7 @@ from gan.errors import GanError
 from gan.files import atomic_write, write_text
 
 FORMAT = "gan-checkpoint"
-VERSION = 1
+VERSION = 2  # 2: class conditioning, augmentation state, spectral norm
 _RUN_DIR = re.compile(r"^(\d{5})-")
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)\.pt$")
 
@@ -94,5 +94,8 @@ def load_checkpoint(path: str) -> Checkpoint:
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise GanError(f"{file} is not a checkpoint written by `gan train`")
     if state.get("version") != VERSION:
-        raise GanError(f"{file} has checkpoint format version {state.get('version')}; this version reads {VERSION}")
+        raise GanError(
+            f"{file} has checkpoint format version {state.get('version')}, from another version of gan; this one "
+            f"reads version {VERSION}. Train a new run (or use the gan version that wrote it)."
+        )
     return Checkpoint(state, file)

@@ -205,6 +205,8 @@ class SampleConfig:
             raise GanError("give exactly one of --run DIR or --checkpoint FILE")
         if not self.out:
             raise GanError("--out is required: the folder to write the synthetic images into")
+        if self.per_class < 0:
+            raise GanError(f"--per-class must be 0 (use --count) or more, got {self.per_class}")
         for name in ("count", "batch_size"):
             if getattr(self, name) < 1:
                 raise GanError(f"{flag_name(name)} must be positive, got {getattr(self, name)}")

@@ -102,7 +102,9 @@ class Discriminator(nn.Module):
         features = self.features(images)
         logits = self.head(features).flatten()
         if self.embed is not None:
-            pooled = features.sum((2, 3))  # (B, width)
+            # Mean, not SNGAN's sum: summed over 4x4 the class term outweighed the rest and collapsed each class
+            # to a single image in small runs (seen at 16 px).
+            pooled = features.mean((2, 3))  # (B, width)
             logits = logits + (self.embed(labels) * pooled).sum(1)
         return logits
 

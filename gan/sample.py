@@ -109,6 +109,27 @@ def _encode_and_write(pixels: np.ndarray, path: Path, fmt: str) -> None:
     atomic_write(path, lambda tmp: tmp.write_bytes(buffer.getvalue()))
 
 
+class _GridPicker:
+    """Keeps the preview grid's images as they stream past: the first 64, or the first row of 8 of each class."""
+
+    def __init__(self, labels: list[int] | None, rows: int = 16):
+        self.labels, self.rows = labels, rows
+        self.kept: dict[int | None, list[torch.Tensor]] = {}
+
+    def offer(self, images: torch.Tensor, first_index: int) -> None:
+        for i, image in enumerate(images):
+            key = self.labels[first_index + i] if self.labels is not None else None
+            limit = 8 if self.labels is not None else GRID_SIZE
+            row = self.kept.get(key)
+            if row is None and len(self.kept) < self.rows:
+                row = self.kept[key] = []
+            if row is not None and len(row) < limit:
+                row.append(image)
+
+    def images(self) -> torch.Tensor:
+        return torch.stack([image for row in self.kept.values() for image in row])
+
+
 def prepare_out(out: str, overwrite: bool) -> Path:
     """Create the output folder; refuse one that already holds files unless --overwrite."""
     folder = Path(out).expanduser()
@@ -136,9 +157,9 @@ def export(cfg: SampleConfig, log: Callable[[str], None] = print) -> ExportResul
     labels = plan_classes(cfg, trained, checkpoint.path)
     device = devices.pick_device(cfg.device)
     G = load_generator(checkpoint, device)
-    grid = Path(cfg.grid).expanduser() if cfg.grid else None
-    if grid and grid.is_dir():
-        raise GanError(f"--grid {grid} is a folder; give a file name such as {grid / 'preview.png'}")
+    grid_file = Path(cfg.grid).expanduser() if cfg.grid else None
+    if grid_file and grid_file.is_dir():
+        raise GanError(f"--grid {grid_file} is a folder; give a file name such as {grid_file / 'preview.png'}")
     out = prepare_out(cfg.out, cfg.overwrite)
     names = trained.data.class_names
     count = len(labels) if labels is not None else cfg.count
@@ -153,14 +174,13 @@ def export(cfg: SampleConfig, log: Callable[[str], None] = print) -> ExportResul
         files = [out / name / f"seed{seed:06d}.{cfg.format}" for name, seed in zip(classes, seeds)]
     log(f"exporting {count} images from {checkpoint.path} (step {checkpoint.step}) to {out}")
 
-    grid_images: list[torch.Tensor] = []
+    grid = _GridPicker(labels)
     pending: deque = deque()
     workers = cfg.workers or devices.cpu_cores()
     with ThreadPoolExecutor(workers) as pool, progress_bar(count, "exporting", unit="img") as bar:
         written = 0
         for images in generate(G, seeds, labels, cfg.batch_size, device):
-            if sum(len(b) for b in grid_images) < GRID_SIZE:
-                grid_images.append(images)
+            grid.offer(images, written)
             for pixels in to_pixels(images):
                 pending.append(pool.submit(_encode_and_write, pixels, files[written], cfg.format))
                 written += 1
@@ -177,7 +197,7 @@ def export(cfg: SampleConfig, log: Callable[[str], None] = print) -> ExportResul
     buffer = io.StringIO()
     csv.writer(buffer).writerows([["file", "seed", "class", "checkpoint", "step"], *rows])
     write_text(manifest, buffer.getvalue())
-    if grid:
-        grid.parent.mkdir(parents=True, exist_ok=True)
-        save_png(image_grid(torch.cat(grid_images)[:GRID_SIZE]), grid)
-    return ExportResult(out, files, manifest, grid)
+    if grid_file:
+        grid_file.parent.mkdir(parents=True, exist_ok=True)
+        save_png(image_grid(grid.images()), grid_file)
+    return ExportResult(out, files, manifest, grid_file)

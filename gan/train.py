@@ -107,7 +107,7 @@ def training_state(loop: Loop, step: int, cfg: RunConfig, data_fingerprint: str)
     }
 
 
-def _restore(checkpoint: Checkpoint, loop: Loop, cfg: RunConfig) -> None:
+def _restore(checkpoint: Checkpoint, loop: Loop, cfg: RunConfig, log: Callable[[str], None]) -> None:
     state, nets = checkpoint.state, loop.nets
     for name in ("G", "D", "G_ema"):
         getattr(nets, name).load_state_dict(state[name])
@@ -124,8 +124,12 @@ def _restore(checkpoint: Checkpoint, loop: Loop, cfg: RunConfig) -> None:
     try:
         loop.augment_generator.set_state(state["augment_generator"])
     except RuntimeError:
-        pass
+        log("warning: the checkpoint's augmentation random state is from another device type; continuing with a "
+            "fresh one (the run is no longer an exact continuation)")
+    fixed_p = loop.augment_p.p.clone()
     loop.augment_p.load_state_dict(state["augment_p"])
+    if cfg.train.augment_p != "auto":  # a fixed --augment-p given on resume wins over the saved one
+        loop.augment_p.p = fixed_p
     loop.r1 = state["r1"].to(loop.r1.device)
 
 
@@ -152,8 +156,9 @@ def train_step(loop: Loop, cfg: RunConfig, device: torch.device, amp: torch.dtyp
         loss_D = d_loss(real_logits, fake_logits)
     regularised = loss_D
     if r1_step:
-        loop.r1 = r1_penalty(real_logits, real)
-        regularised = loss_D + loop.r1 * (t.r1_gamma / 2 * t.r1_every)
+        penalty = r1_penalty(real_logits, real)
+        regularised = loss_D + penalty * (t.r1_gamma / 2 * t.r1_every)
+        loop.r1 = penalty.detach()
     nets.opt_D.zero_grad(set_to_none=True)
     regularised.backward()
     nets.opt_D.step()
@@ -226,10 +231,12 @@ def _run_folder(cfg: RunConfig, resume: Checkpoint | None, log) -> Path:
 def _grid_inputs(cfg: RunConfig, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The fixed noise (and classes) of every fakes grid: 64 images, or one row of 8 per class."""
     classes = min(cfg.num_classes, _GRID_ROWS)
-    count = 8 * classes if classes else GRID_SIZE
-    z = torch.randn(count, cfg.model.z_dim, generator=seeded(cfg.train.seed, _GRID_STREAM)).to(device)
-    labels = torch.arange(classes).repeat_interleave(8).to(device) if classes else None
-    return z, labels
+    generator = seeded(cfg.train.seed, _GRID_STREAM)
+    if not classes:
+        return torch.randn(GRID_SIZE, cfg.model.z_dim, generator=generator).to(device), None
+    # The same 8 noise vectors in every row: down a column, only the class changes.
+    z = torch.randn(8, cfg.model.z_dim, generator=generator).repeat(classes, 1)
+    return z.to(device), torch.arange(classes).repeat_interleave(8).to(device)
 
 
 def _refresh_ema_stats(nets: Networks, cfg: RunConfig, device: torch.device) -> None:
@@ -247,7 +254,8 @@ def _reals_grid(dataset: ImageDataset, cfg: RunConfig) -> torch.Tensor:
     order = torch.randperm(len(dataset), generator=seeded(cfg.train.seed, _GRID_STREAM))
     if cfg.num_classes:
         labels = dataset.labels[order]
-        pick = torch.cat([order[labels == c][:8] for c in range(min(cfg.num_classes, _GRID_ROWS))])
+        rows = [order[labels == c] for c in range(min(cfg.num_classes, _GRID_ROWS))]
+        pick = torch.cat([row.repeat(-(-8 // len(row)))[:8] for row in rows if len(row)])  # 8 a row, repeating
     else:
         pick = order[:GRID_SIZE]
     return dataset.images[pick].float() / 127.5 - 1.0
@@ -301,7 +309,7 @@ def train(cfg: RunConfig, resume: Checkpoint | None = None, log: Callable[[str],
     )
     start = 0
     if resume:
-        _restore(resume, loop, cfg)
+        _restore(resume, loop, cfg, log)
         start = resume.step
     # Only now, with everything checked, does the run touch its folder.
     run_dir = _run_folder(cfg, resume, log)

@@ -87,5 +87,5 @@ def test_every_operation_allows_the_double_backward_of_r1():
     x = images().requires_grad_(True)
     seen = run(x, "translation,cutout,color,flip", 1.0)
     penalty = r1_penalty((seen * weights).sum((1, 2, 3)), x)
-    penalty.backward()  # grid_sample-based translation failed here: no derivative for its backward
+    penalty.backward()  # needs a derivative of every operation's backward (grid_sample has none)
     assert weights.grad is not None and weights.grad.abs().sum() > 0

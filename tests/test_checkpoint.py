@@ -54,3 +54,9 @@ def test_pickled_objects_are_refused(tmp_path):
     torch.save({"format": "gan-checkpoint", "version": 1, "x": Arbitrary()}, tmp_path / "evil.pt")
     with pytest.raises(GanError, match="cannot read checkpoint"):
         load_checkpoint(str(tmp_path / "evil.pt"))  # weights_only=True never unpickles arbitrary objects
+
+
+def test_checkpoints_of_another_format_version_are_refused_clearly(tmp_path):
+    torch.save({"format": "gan-checkpoint", "version": 1, "step": 3}, tmp_path / "checkpoint-0000003.pt")
+    with pytest.raises(GanError, match="format version 1, from another version of gan; this one reads version 2"):
+        load_checkpoint(str(tmp_path))

@@ -130,3 +130,10 @@ def test_unconditional_models_refuse_class_choices(run_dir, tmp_path):
     with pytest.raises(GanError, match="--per-class: .* is an unconditional model"):
         export(SampleConfig(run=str(run_dir), per_class=3, out=str(tmp_path / "o")), log=lambda _: None)
     assert not (tmp_path / "o").exists()
+
+
+def test_conditional_preview_grid_has_a_row_per_class(conditional_run, tmp_path):
+    grid = tmp_path / "grid.png"
+    export(SampleConfig(run=str(conditional_run), per_class=10, out=str(tmp_path / "o"), grid=str(grid)),
+           log=lambda _: None)
+    assert Image.open(grid).size == (2 + 8 * 18, 2 + 2 * 18)  # cats, then dogs: 8 each

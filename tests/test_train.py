@@ -55,15 +55,16 @@ def test_runs_are_numbered_and_never_reused(flat_folder, tmp_path):
 
 
 def test_resume_is_bit_identical_to_an_uninterrupted_run(class_folder, tmp_path):
-    # The small-data defaults (conditional, augmentation with adaptive p) plus mirroring and lazy R1: every
-    # random stream and every piece of state must come back.
-    straight = tiny_config(class_folder, tmp_path / "a", steps=6)
-    straight.data.mirror, straight.train.r1_gamma, straight.train.r1_every = True, 1.0, 2
-    full = train(straight, log=lambda _: None)
+    # Conditional, augmented half the time, mirrored, class-balanced, hinge loss with lazy R1: every random
+    # stream and every piece of state must come back.
+    def settings(cfg):
+        cfg.data.mirror, cfg.data.class_balance = True, True
+        cfg.train.r1_gamma, cfg.train.r1_every, cfg.train.loss = 1.0, 2, "hinge"
+        cfg.train.augment, cfg.train.augment_p = "translation,cutout,color,flip", "0.5"  # augmentation really runs
+        return cfg
 
-    first_half = tiny_config(class_folder, tmp_path / "b", steps=3)
-    first_half.data.mirror, first_half.train.r1_gamma, first_half.train.r1_every = True, 1.0, 2
-    half = train(first_half, log=lambda _: None)
+    full = train(settings(tiny_config(class_folder, tmp_path / "a", steps=6)), log=lambda _: None)
+    half = train(settings(tiny_config(class_folder, tmp_path / "b", steps=3)), log=lambda _: None)
     checkpoint = load_checkpoint(str(half.run_dir))
     cfg = checkpoint.saved_config()
     cfg.train.steps = 6
@@ -249,3 +250,14 @@ def test_fixed_augment_p_is_used_and_kept(class_folder, tmp_path):
     result = train(cfg, log=lambda _: None)
     state = load_checkpoint(str(result.run_dir)).state
     assert state["augment_p"]["p"].item() == pytest.approx(0.3)
+
+
+def test_a_fixed_augment_p_given_on_resume_is_used(class_folder, tmp_path):
+    cfg = tiny_config(class_folder, tmp_path / "runs", steps=2)
+    cfg.train.augment_p = "0.7"
+    run = train(cfg, log=lambda _: None).run_dir
+    checkpoint = load_checkpoint(str(run))
+    resumed = checkpoint.saved_config()
+    resumed.train.steps, resumed.train.augment_p = 3, "0.2"
+    train(resumed, resume=checkpoint, log=lambda _: None)
+    assert load_checkpoint(str(run)).state["augment_p"]["p"].item() == pytest.approx(0.2)
