@@ -67,6 +67,8 @@ def generate(G: nn.Module, seeds: list[int], labels: list[int] | None, batch_siz
 
 def spread(count: int, weights: list[int]) -> list[int]:
     """Split `count` in proportion to `weights`, rounding by largest remainder so the parts add up exactly."""
+    if not sum(weights):  # e.g. only classes whose training images were all skipped: share equally
+        weights = [1] * len(weights)
     total = sum(weights)
     exact = [count * w / total for w in weights]
     parts = [int(e) for e in exact]
