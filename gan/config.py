@@ -31,7 +31,9 @@ def parse_policy(policy: str) -> tuple[str, ...]:
     names = tuple(name.strip() for name in policy.split(","))
     unknown = [name for name in names if name not in AUGMENTATIONS]
     if unknown:
-        raise ValueError(f"unknown augmentation {', '.join(unknown)}: choose from {', '.join(AUGMENTATIONS)}, or none")
+        raise ValueError(
+            f"unknown augmentation {', '.join(map(repr, unknown))}: choose from {', '.join(AUGMENTATIONS)}, or none"
+        )
     return names
 
 
@@ -138,7 +140,7 @@ class TrainConfig:
         for name in ("beta1", "beta2", "ema_decay", "augment_target"):
             if not 0 <= getattr(self, name) < 1:
                 raise GanError(f"{flag_name(name)} must be in [0, 1), got {getattr(self, name)}")
-        if self.r1_gamma < 0:
+        if not self.r1_gamma >= 0:  # also refuses NaN
             raise GanError(f"--r1-gamma must be 0 (off) or positive, got {self.r1_gamma}")
         if self.augment != "auto":
             try:

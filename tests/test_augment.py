@@ -76,7 +76,7 @@ def test_fixed_p_stays_and_state_round_trips():
 
 
 def test_unknown_operation_is_named():
-    with pytest.raises(ValueError, match="unknown augmentation rotate"):
+    with pytest.raises(ValueError, match="unknown augmentation 'rotate'"):
         parse_policy("translation,rotate")
 
 

@@ -62,3 +62,19 @@ def test_seeds_are_bounded_so_derived_streams_fit_in_64_bits():
         cfg.validate()
     with pytest.raises(GanError, match="--seed must be between 0 and"):
         SampleConfig(run="r", out="o", seed=-1).validate()
+
+
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        ("r1_gamma", float("nan"), "--r1-gamma must be 0"),
+        ("augment", "translation,,cutout", "--augment: unknown augmentation ''"),
+        ("augment_p", "often", "--augment-p must be auto or a number in"),
+        ("augment_p", "1.5", "--augment-p must be auto or a number in"),
+    ],
+)
+def test_regularisation_and_augmentation_flags_are_checked(name, value, message):
+    cfg = RunConfig()
+    setattr(cfg.train, name, value)
+    with pytest.raises(GanError, match=message):
+        cfg.validate()
