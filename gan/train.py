@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from gan import device as devices
-from gan.checkpoint import Checkpoint, list_checkpoints, new_run_dir, save_checkpoint, save_config
 from gan.augment import AugmentProbability, augment
+from gan.checkpoint import Checkpoint, list_checkpoints, new_run_dir, save_checkpoint, save_config
 from gan.config import RunConfig, parse_policy, shape_differences, to_dict
 from gan.data import ImageDataset, RealBatches, load_dataset
 from gan.errors import GanError
@@ -49,7 +49,6 @@ class Networks:
     opt_G: torch.optim.Optimizer
     opt_D: torch.optim.Optimizer
     channels_last: bool  # the networks' memory layout, which real batches must match
-    conditional: bool
 
 
 @dataclass
@@ -84,7 +83,7 @@ def build_networks(cfg: RunConfig, device: torch.device) -> Networks:
     t = cfg.train
     opt_G = torch.optim.Adam(G.parameters(), t.g_lr, (t.beta1, t.beta2), **devices.adam_options(device))
     opt_D = torch.optim.Adam(D.parameters(), t.d_lr, (t.beta1, t.beta2), **devices.adam_options(device))
-    return Networks(G, D, G_ema, opt_G, opt_D, layout, classes > 0)
+    return Networks(G, D, G_ema, opt_G, opt_D, layout)
 
 
 def training_state(loop: Loop, step: int, cfg: RunConfig, data_fingerprint: str) -> dict:
@@ -138,7 +137,7 @@ def train_step(loop: Loop, cfg: RunConfig, device: torch.device, amp: torch.dtyp
     nets, G, D, t = loop.nets, loop.G, loop.D, cfg.train
     d_loss, g_loss = LOSSES[t.loss]
     real, labels = next(loop.batches)
-    labels = labels if nets.conditional else None  # fakes are drawn for the same classes as the reals
+    labels = labels if nets.G.num_classes else None  # fakes are drawn for the same classes as the reals
     real = devices.as_layout(real, nets.channels_last)
     z = torch.randn(real.shape[0], cfg.model.z_dim, generator=loop.noise).to(device)
 
