@@ -31,7 +31,7 @@ from gan.checkpoint import load_checkpoint
 from gan.config import RunConfig
 from gan.data import load_dataset
 from gan.models import Discriminator
-from gan.sample import generate, load_generator
+from gan.generate import generate, load_generator
 from gan.tracking import image_grid, save_png
 from gan.train import train
 

@@ -12,19 +12,18 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 import torch
 from PIL import Image
-from torch import nn
 
 from gan import device as devices
-from gan.checkpoint import Checkpoint, load_checkpoint
+from gan.checkpoint import load_checkpoint
 from gan.config import RunConfig, SampleConfig
 from gan.errors import GanError
 from gan.files import atomic_write, write_text
-from gan.models import Generator
+from gan.generate import generate, load_generator, spread, to_pixels
 from gan.tracking import GRID_SIZE, image_grid, progress_bar, save_png
 
 _PIL_FORMATS = {"png": ("PNG", {}), "jpg": ("JPEG", {"quality": 95})}
@@ -36,46 +35,6 @@ class ExportResult:
     files: list[Path]
     manifest: Path
     grid: Path | None
-
-
-def load_generator(checkpoint: Checkpoint, device: torch.device) -> nn.Module:
-    """The checkpoint's moving-average generator, in eval mode on `device`."""
-    cfg = checkpoint.saved_config()
-    G = Generator(cfg.model, cfg.data.resolution, cfg.data.channels, cfg.num_classes)
-    try:
-        G.load_state_dict(checkpoint.state["G_ema"])
-    except (RuntimeError, KeyError) as error:
-        raise GanError(f"{checkpoint.path}: its generator weights do not match its own config ({error})") from None
-    return devices.place(G, device, devices.channels_last(device, compiled=False)).eval()
-
-
-def noise_for_seeds(seeds: list[int], z_dim: int) -> torch.Tensor:
-    """(len(seeds), z_dim) noise, row i drawn from a CPU generator seeded seeds[i]."""
-    return torch.stack([torch.randn(z_dim, generator=torch.Generator().manual_seed(s)) for s in seeds])
-
-
-@torch.no_grad()
-def generate(G: nn.Module, seeds: list[int], labels: list[int] | None, batch_size: int,
-             device: torch.device) -> Iterator[torch.Tensor]:
-    """Batches of generated images (B, C, H, W) in [-1, 1] on the CPU, in the order of `seeds` (and `labels`,
-    the class of each image for a conditional generator)."""
-    for start in range(0, len(seeds), batch_size):
-        z = noise_for_seeds(seeds[start : start + batch_size], G.z_dim).to(device)
-        y = torch.tensor(labels[start : start + batch_size], device=device) if labels is not None else None
-        yield G(z, y).float().cpu()
-
-
-def spread(count: int, weights: list[int]) -> list[int]:
-    """Split `count` in proportion to `weights`, rounding by largest remainder so the parts add up exactly."""
-    if not sum(weights):  # e.g. only classes whose training images were all skipped: share equally
-        weights = [1] * len(weights)
-    total = sum(weights)
-    exact = [count * w / total for w in weights]
-    parts = [int(e) for e in exact]
-    by_remainder = sorted(range(len(weights)), key=lambda i: exact[i] - parts[i], reverse=True)
-    for i in by_remainder[: count - sum(parts)]:
-        parts[i] += 1
-    return parts
 
 
 def plan_classes(cfg: SampleConfig, trained: RunConfig, source: Path) -> list[int] | None:
@@ -96,12 +55,6 @@ def plan_classes(cfg: SampleConfig, trained: RunConfig, source: Path) -> list[in
     else:  # like the training data: small classes stay small unless --per-class asks otherwise
         counts = spread(cfg.count, [trained.data.class_counts[c] for c in chosen])
     return [c for c, n in zip(chosen, counts) for _ in range(n)]
-
-
-def to_pixels(images: torch.Tensor) -> np.ndarray:
-    """(B, C, H, W) floats in [-1, 1] -> (B, H, W, C) uint8, or (B, H, W) for one channel."""
-    pixels = images.add(1.0).mul(127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
-    return pixels[..., 0] if pixels.shape[-1] == 1 else pixels
 
 
 def _encode_and_write(pixels: np.ndarray, path: Path, fmt: str) -> None:

@@ -140,7 +140,7 @@ def test_conditional_preview_grid_has_a_row_per_class(conditional_run, tmp_path)
 
 
 def test_spread_adds_up_exactly():
-    from gan.sample import spread
+    from gan.generate import spread
 
     assert spread(4, [6, 5]) == [2, 2] and spread(10, [1, 1, 1]) == [4, 3, 3] and spread(3, [0, 0]) == [2, 1]
     assert sum(spread(1000, [459, 131, 7])) == 1000

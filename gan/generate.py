@@ -1,0 +1,66 @@
+"""Images from a trained generator: one seed per image, so results do not depend on batch size or device, and
+any single image can be regenerated from its seed."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from gan import device as devices
+from gan.checkpoint import Checkpoint
+from gan.errors import GanError
+from gan.models import Generator
+
+
+def load_generator(checkpoint: Checkpoint, device: torch.device) -> nn.Module:
+    """The checkpoint's moving-average generator, in eval mode on `device`."""
+    cfg = checkpoint.saved_config()
+    G = Generator(cfg.model, cfg.data.resolution, cfg.data.channels, cfg.num_classes)
+    try:
+        G.load_state_dict(checkpoint.state["G_ema"])
+    except (RuntimeError, KeyError) as error:
+        raise GanError(f"{checkpoint.path}: its generator weights do not match its own config ({error})") from None
+    return devices.place(G, device, devices.channels_last(device, compiled=False)).eval()
+
+
+def noise_for_seeds(seeds: list[int], z_dim: int) -> torch.Tensor:
+    """(len(seeds), z_dim) noise, row i drawn from a CPU generator seeded seeds[i]."""
+    return torch.stack([torch.randn(z_dim, generator=torch.Generator().manual_seed(s)) for s in seeds])
+
+
+@torch.no_grad()
+def generate(G: nn.Module, seeds: list[int], labels: list[int] | None, batch_size: int,
+             device: torch.device) -> Iterator[torch.Tensor]:
+    """Batches of generated images (B, C, H, W) in [-1, 1] on the CPU, in the order of `seeds` (and `labels`,
+    the class of each image for a conditional generator)."""
+    for start in range(0, len(seeds), batch_size):
+        z = noise_for_seeds(seeds[start : start + batch_size], G.z_dim).to(device)
+        y = torch.tensor(labels[start : start + batch_size], device=device) if labels is not None else None
+        yield G(z, y).float().cpu()
+
+
+def spread(count: int, weights: list[int]) -> list[int]:
+    """Split `count` in proportion to `weights`, rounding by largest remainder so the parts add up exactly."""
+    if not sum(weights):  # e.g. only classes whose training images were all skipped: share equally
+        weights = [1] * len(weights)
+    total = sum(weights)
+    exact = [count * w / total for w in weights]
+    parts = [int(e) for e in exact]
+    by_remainder = sorted(range(len(weights)), key=lambda i: exact[i] - parts[i], reverse=True)
+    for i in by_remainder[: count - sum(parts)]:
+        parts[i] += 1
+    return parts
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) floats in [-1, 1] -> the same uint8 values a saved image file holds."""
+    return images.add(1.0).mul(127.5).round().clamp(0, 255).to(torch.uint8)
+
+
+def to_pixels(images: torch.Tensor) -> np.ndarray:
+    """(B, C, H, W) floats in [-1, 1] -> (B, H, W, C) uint8, or (B, H, W) for one channel."""
+    pixels = to_uint8(images).permute(0, 2, 3, 1).numpy()
+    return pixels[..., 0] if pixels.shape[-1] == 1 else pixels
