@@ -17,6 +17,7 @@ FORMAT = "gan-checkpoint"
 VERSION = 2  # 2: class conditioning, augmentation state, spectral norm
 _RUN_DIR = re.compile(r"^(\d{5})-")
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)\.pt$")
+BEST = "best.pt"  # the checkpoint with the lowest KID so far; never pruned
 
 
 def new_run_dir(out: str, name: str) -> Path:
@@ -48,13 +49,22 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
+def _write(path: Path, state: dict) -> Path:
+    atomic_write(path, lambda tmp: torch.save({"format": FORMAT, "version": VERSION, **state}, tmp), durable=True)
+    return path
+
+
 def save_checkpoint(run_dir: Path, state: dict, keep: int) -> Path:
     """Write `state` as checkpoint-<step>.pt (temp file, then rename), then delete all but the newest `keep`."""
-    path = Path(run_dir) / f"checkpoint-{state['step']:07d}.pt"
-    atomic_write(path, lambda tmp: torch.save({"format": FORMAT, "version": VERSION, **state}, tmp), durable=True)
+    path = _write(Path(run_dir) / f"checkpoint-{state['step']:07d}.pt", state)
     for old in list_checkpoints(run_dir)[:-keep]:
         old.unlink(missing_ok=True)
     return path
+
+
+def save_best(run_dir: Path, state: dict) -> Path:
+    """Write `state` as best.pt: a complete checkpoint, so it can be sampled, evaluated or resumed."""
+    return _write(Path(run_dir) / BEST, state)
 
 
 def find_checkpoint(path: str) -> Path:
@@ -68,6 +78,18 @@ def find_checkpoint(path: str) -> Path:
     if not found:
         raise GanError(f"{target} holds no checkpoint-*.pt file: is it a run folder, and did the run save a checkpoint?")
     return found[-1]
+
+
+def pick_checkpoint(run: str, choice: str) -> str:
+    """The checkpoint a command means: --checkpoint FILE; or of --run DIR, best.pt (the default when training
+    evaluated the run) or the newest (`last`)."""
+    if not run or choice not in ("", "best", "last"):
+        return choice or run
+    folder = Path(run).expanduser()
+    best = folder / BEST
+    if choice == "best" and not best.is_file():
+        raise GanError(f"{folder} has no {BEST}: training writes it when --eval-every is on. Use --checkpoint last")
+    return str(best if choice != "last" and best.is_file() else find_checkpoint(run))
 
 
 @dataclass

@@ -9,7 +9,7 @@ import sys
 import typing
 from pathlib import Path
 
-from gan.config import RunConfig, SampleConfig, flag_name, to_dict
+from gan.config import EvalConfig, RunConfig, SampleConfig, flag_name, to_dict
 from gan.errors import GanError
 
 DEMO_DATA = Path(__file__).resolve().parent.parent / "data" / "emoji"
@@ -83,14 +83,17 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _print_train_summary(run_dir: Path, step: int, checkpoint: Path) -> None:
-    print(
-        f"\ntrained to step {step}. Everything is in {run_dir}/\n"
-        f"  checkpoint   {checkpoint}\n"
-        f"  sample grids {run_dir}/fakes-*.png (real images: reals.png)\n"
-        f"  curves       tensorboard --logdir {run_dir.parent}\n"
-        f"  export       gan sample --run {run_dir} --count 1000 --out synthetic\n"
-        f"  train on     gan train --resume {run_dir} --steps {2 * step}"
-    )
+    lines = [f"\ntrained to step {step}. Everything is in {run_dir}/", f"  checkpoint   {checkpoint}"]
+    if (run_dir / "best.pt").exists():
+        lines.append(f"  best by KID  {run_dir / 'best.pt'} (what gan sample and gan eval use)")
+    lines += [
+        f"  sample grids {run_dir}/fakes-*.png (real images: reals.png)",
+        f"  curves       tensorboard --logdir {run_dir.parent}",
+        f"  scores       gan eval --run {run_dir} --nearest",
+        f"  export       gan sample --run {run_dir} --count 1000 --out synthetic",
+        f"  train on     gan train --resume {run_dir} --steps {2 * step}",
+    ]
+    print("\n".join(lines))
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
@@ -105,8 +108,27 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from gan.evaluate import evaluate_run
+
+    cfg = EvalConfig()
+    apply_flags(cfg, args)
+    _print_eval(evaluate_run(cfg))
+    return 0
+
+
+def _print_eval(result) -> None:
+    from gan.evaluate import format_report
+
+    print(f"\n{format_report(result.report)}\nreport: {result.json}")
+    if result.grid:
+        print(f"closest pairs (sample left, its nearest training image right): {result.grid}\n"
+              f"each sample's nearest training image: {result.nearest_csv}")
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Train briefly on the bundled emoji images, export synthetic ones, and say where everything is."""
+    from gan.evaluate import evaluate_run
     from gan.sample import export
     from gan.train import train
 
@@ -121,6 +143,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     result = train(cfg)
     if result.interrupted:
         return 0
+    _print_eval(evaluate_run(EvalConfig(run=str(result.run_dir), nearest=True)))
     synthetic = result.run_dir / "synthetic"
     exported = export(SampleConfig(run=str(result.run_dir), count=args.count, out=str(synthetic),
                                    grid=str(result.run_dir / "synthetic-grid.png")))
@@ -138,7 +161,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gan", description="Grow a small image dataset with a GAN.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{train,sample,demo}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{train,sample,eval,demo}")
 
     train = commands.add_parser("train", help="train a GAN on a folder of images (or resume a run)",
                                 description="Train a DCGAN on a folder of images; every run gets its own folder.")
@@ -153,6 +176,12 @@ def build_parser() -> argparse.ArgumentParser:
                                  description="Export synthetic images (one seed each) with a manifest.csv.")
     add_config_flags(sample, SampleConfig)
     sample.set_defaults(handler=cmd_sample)
+
+    evaluate = commands.add_parser("eval", help="score a run: KID, FID, precision/recall, and copies of training images",
+                                   description="Score a checkpoint's generator against real images; writes "
+                                               "eval-<step>.json into its run folder.")
+    add_config_flags(evaluate, EvalConfig)
+    evaluate.set_defaults(handler=cmd_eval)
 
     demo = commands.add_parser("demo", help="train briefly on the bundled emoji images and export samples")
     demo.add_argument("--data", default=str(DEMO_DATA), help="image folder (default: the bundled emoji)")

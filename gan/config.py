@@ -125,6 +125,9 @@ class TrainConfig:
     image_every: int = option(500, "steps between sample grids (fakes-<step>.png and TensorBoard)")
     checkpoint_every: int = option(1000, "steps between checkpoints (one is always written at the end)")
     keep: int = option(3, "how many of the newest checkpoints to keep")
+    eval_every: int = option(1000, "steps between evaluations (KID, FID, precision/recall in TensorBoard); the best "
+                             "by KID is kept as best.pt (0: off)")
+    eval_count: int = option(0, "images generated per evaluation (0: as many as the real images, 500 to 5000)")
     out: str = option("checkpoints", "folder where numbered run folders are created")
     name: str = option("", "run folder name after its number (default: the data folder's name)")
     tensorboard: bool = option(True, "write TensorBoard events (stats.jsonl is written either way)")
@@ -132,6 +135,9 @@ class TrainConfig:
     def validate(self) -> None:
         positive = ("steps", "batch_size", "g_lr", "d_lr", "log_every", "image_every", "checkpoint_every", "keep",
                     "r1_every")
+        for name in ("eval_every", "eval_count"):
+            if getattr(self, name) < 0:
+                raise GanError(f"{flag_name(name)} must be 0 (off / auto) or more, got {getattr(self, name)}")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise GanError(f"{flag_name(name)} must be positive, got {getattr(self, name)}")
@@ -157,17 +163,32 @@ class TrainConfig:
 
 
 @dataclass
+class FeatureConfig:
+    """The feature space the metrics are computed in (see gan.features)."""
+
+    features: str = option("auto", "feature space for the metrics: inception (standard FID), random (a fixed random "
+                           "CNN, no download), a TorchScript file, or auto: inception if its weights are on disk")
+    inception_weights: str = option("", "Inception-v3 FID weights file (default: looked for in the torch hub cache)")
+
+    def validate(self) -> None:
+        if not self.features:
+            raise GanError("--features must be auto, inception, random or a TorchScript file")
+
+
+@dataclass
 class RunConfig:
     """Everything a training run needs; saved as config.json in the run folder and inside every checkpoint."""
 
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    metrics: FeatureConfig = field(default_factory=FeatureConfig)
 
     def validate(self) -> None:
         self.data.validate()
         self.model.validate()
         self.train.validate()
+        self.metrics.validate()
 
     @property
     def num_classes(self) -> int:
@@ -186,10 +207,16 @@ class RunConfig:
             self.train.augment = DEFAULT_POLICY if small else "none"
 
 
+def validate_source(run: str, checkpoint: str) -> None:
+    """--run DIR [--checkpoint best|last|FILE], or --checkpoint FILE alone."""
+    if not run and checkpoint in ("", "best", "last"):
+        raise GanError("give --run DIR (its best.pt, else its newest checkpoint) or --checkpoint FILE")
+
+
 @dataclass
 class SampleConfig:
-    run: str = option("", "run folder to sample from (its newest checkpoint)")
-    checkpoint: str = option("", "checkpoint file to sample from (instead of --run)")
+    run: str = option("", "run folder to sample from: its best.pt when training evaluated it, else its newest checkpoint")
+    checkpoint: str = option("", "best or last (of --run), or a checkpoint file")
     count: int = option(100, "how many images to export (a conditional model spreads them like the training classes)")
     per_class: int = option(0, "export this many images of every class (or of each --class) instead of --count")
     classes: list[str] = option([], "export only this class (repeat the flag for several)", flag="--class")
@@ -201,10 +228,11 @@ class SampleConfig:
     overwrite: bool = option(False, "allow writing into a folder that already holds files (same names are replaced)")
     device: str = option("auto", "where to generate: auto picks cuda, then mps, then cpu", ("auto", "cuda", "mps", "cpu"))
     workers: int = option(0, "threads that encode and write images (0: one per CPU core)")
+    reject_copies: bool = option(False, "skip samples that are near-copies of a training image (see gan eval --nearest), "
+                                 "generating others in their place")
 
     def validate(self) -> None:
-        if bool(self.run) == bool(self.checkpoint):
-            raise GanError("give exactly one of --run DIR or --checkpoint FILE")
+        validate_source(self.run, self.checkpoint)
         if not self.out:
             raise GanError("--out is required: the folder to write the synthetic images into")
         if self.per_class < 0:
@@ -216,6 +244,31 @@ class SampleConfig:
             raise GanError(f"--seed must be between 0 and {MAX_SEED - self.count}, got {self.seed}")
         if self.workers < 0:
             raise GanError(f"--workers must be 0 (auto) or more, got {self.workers}")
+
+
+@dataclass
+class EvalConfig:
+    run: str = option("", "run folder to evaluate: its best.pt when training evaluated it, else its newest checkpoint")
+    checkpoint: str = option("", "best or last (of --run), or a checkpoint file")
+    real: str = option("", "real images to compare with, e.g. a held-out folder (default: the run's training images)")
+    count: int = option(0, "images to generate (0: as many as the real images, 500 to 5000)")
+    nearest: bool = option(False, "memorization report: each sample's nearest training image, the copy rate, and a grid "
+                           "of the closest pairs")
+    seed: int = option(0, "image i uses seed S+i (training's evaluations use seed 0)")
+    batch_size: int = option(64, "images per forward pass")
+    device: str = option("auto", "where to evaluate: auto picks cuda, then mps, then cpu", ("auto", "cuda", "mps", "cpu"))
+    metrics: FeatureConfig = field(default_factory=FeatureConfig)
+
+    def validate(self) -> None:
+        validate_source(self.run, self.checkpoint)
+        if self.count < 0:
+            raise GanError(f"--count must be 0 (auto) or more, got {self.count}")
+        if self.batch_size < 1:
+            raise GanError(f"--batch-size must be positive, got {self.batch_size}")
+        last_seed = MAX_SEED - max(self.count, 5000)
+        if not 0 <= self.seed <= last_seed:
+            raise GanError(f"--seed must be between 0 and {last_seed}, got {self.seed}")
+        self.metrics.validate()
 
 
 def to_dict(cfg) -> dict:

@@ -12,21 +12,27 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
 from PIL import Image
+from torch import nn
 
 from gan import device as devices
-from gan.checkpoint import load_checkpoint
+from gan.checkpoint import load_checkpoint, pick_checkpoint
 from gan.config import RunConfig, SampleConfig
 from gan.errors import GanError
+from gan.evaluate import copy_filter, training_images
+from gan.features import load_feature_space
 from gan.files import atomic_write, write_text
 from gan.generate import generate, load_generator, spread, to_pixels
 from gan.tracking import GRID_SIZE, image_grid, progress_bar, save_png
 
 _PIL_FORMATS = {"png": ("PNG", {}), "jpg": ("JPEG", {"quality": 95})}
+
+
+MAX_TRIES = 10  # with --reject-copies, give up after generating this many times the images asked for
 
 
 @dataclass
@@ -35,6 +41,7 @@ class ExportResult:
     files: list[Path]
     manifest: Path
     grid: Path | None
+    rejected: int = 0  # near-copies skipped by --reject-copies
 
 
 def plan_classes(cfg: SampleConfig, trained: RunConfig, source: Path) -> list[int] | None:
@@ -67,22 +74,53 @@ def _encode_and_write(pixels: np.ndarray, path: Path, fmt: str) -> None:
 class _GridPicker:
     """Keeps the preview grid's images as they stream past: the first 64, or the first row of 8 of each class."""
 
-    def __init__(self, labels: list[int] | None, rows: int = 16):
-        self.labels, self.rows = labels, rows
+    def __init__(self, conditional: bool, rows: int = 16):
+        self.limit, self.rows = (8 if conditional else GRID_SIZE), rows
         self.kept: dict[int | None, list[torch.Tensor]] = {}
 
-    def offer(self, images: torch.Tensor, first_index: int) -> None:
-        for i, image in enumerate(images):
-            key = self.labels[first_index + i] if self.labels is not None else None
-            limit = 8 if self.labels is not None else GRID_SIZE
+    def offer(self, images: torch.Tensor, labels: list[int | None]) -> None:
+        for image, key in zip(images, labels):
             row = self.kept.get(key)
             if row is None and len(self.kept) < self.rows:
                 row = self.kept[key] = []
-            if row is not None and len(row) < limit:
+            if row is not None and len(row) < self.limit:
                 row.append(image)
 
     def images(self) -> torch.Tensor:
         return torch.stack([image for row in self.kept.values() for image in row])
+
+
+def _batches(G: nn.Module, plan: list[int | None], first_seed: int, batch_size: int, device: torch.device,
+             is_copy: Callable[[torch.Tensor], torch.Tensor] | None) -> Iterator[tuple[torch.Tensor, list, list, int]]:
+    """(images, seeds, labels, number rejected) batches for the classes in `plan` (None: unconditional), seeds counting up from
+    `first_seed`. With `is_copy`, a rejected image is replaced by one of the same class from the next free seed;
+    after MAX_TRIES x the planned number of images the batches stop, however many are still missing."""
+    pending, seed, budget = deque(plan), first_seed, MAX_TRIES * len(plan)
+    while pending and budget > 0:
+        labels = [pending.popleft() for _ in range(min(batch_size, len(pending), budget))]
+        seeds = list(range(seed, seed + len(labels)))
+        seed, budget = seed + len(labels), budget - len(labels)
+        images = next(generate(G, seeds, None if labels[0] is None else labels, len(labels), device))
+        copies = is_copy(images).tolist() if is_copy is not None else [False] * len(labels)
+        pending.extendleft(reversed([label for label, copy in zip(labels, copies) if copy]))
+        kept = [i for i, copy in enumerate(copies) if not copy]
+        yield images[kept], [seeds[i] for i in kept], [labels[i] for i in kept], len(labels) - len(kept)
+
+
+def _file_for(out: Path, names: list[str], label: int | None, seed: int, fmt: str) -> Path:
+    """<out>/<class>/seedNNNNNN.png for a conditional model (the input's ImageFolder layout, so it merges into the
+    training set); flat, like the input, otherwise."""
+    if label is None:
+        return out / f"seed{seed:06d}.{fmt}"
+    folder = out / names[label]
+    folder.mkdir(exist_ok=True)
+    return folder / f"seed{seed:06d}.{fmt}"
+
+
+def _copy_filter(trained: RunConfig, device: torch.device, batch_size: int, log) -> Callable:
+    """is_copy(images) for --reject-copies: near-copies of the run's training images, in the run's feature space."""
+    space = load_feature_space(trained.metrics, device, log)
+    return copy_filter(space, training_images(trained, "--reject-copies", log), device, batch_size)
 
 
 def prepare_out(out: str, overwrite: bool) -> Path:
@@ -107,7 +145,7 @@ def export(cfg: SampleConfig, log: Callable[[str], None] = print) -> ExportResul
     """Generate images from a run or checkpoint into cfg.out (one folder per class for a conditional model),
     with manifest.csv and an optional preview grid."""
     cfg.validate()
-    checkpoint = load_checkpoint(cfg.run or cfg.checkpoint)
+    checkpoint = load_checkpoint(pick_checkpoint(cfg.run, cfg.checkpoint))
     trained = checkpoint.saved_config()
     labels = plan_classes(cfg, trained, checkpoint.path)
     device = devices.pick_device(cfg.device)
@@ -117,34 +155,37 @@ def export(cfg: SampleConfig, log: Callable[[str], None] = print) -> ExportResul
         raise GanError(f"--grid {grid_file} is a folder; give a file name such as {grid_file / 'preview.png'}")
     out = prepare_out(cfg.out, cfg.overwrite)
     names = trained.data.class_names
-    count = len(labels) if labels is not None else cfg.count
-    seeds = list(range(cfg.seed, cfg.seed + count))
-    if labels is None:  # flat, like the input; a one-class model's images still carry their class
-        classes = [names[0] if len(names) == 1 else ""] * count
-        files = [out / f"seed{seed:06d}.{cfg.format}" for seed in seeds]
-    else:  # <out>/<class>/: the input's ImageFolder layout, so it merges into the training set
-        classes = [names[c] for c in labels]
-        for name in dict.fromkeys(classes):
-            (out / name).mkdir(exist_ok=True)
-        files = [out / name / f"seed{seed:06d}.{cfg.format}" for name, seed in zip(classes, seeds)]
-    log(f"exporting {count} images from {checkpoint.path} (step {checkpoint.step}) to {out}")
+    plan = labels if labels is not None else [None] * cfg.count
+    is_copy = _copy_filter(trained, device, cfg.batch_size, log) if cfg.reject_copies else None
+    log(f"exporting {len(plan)} images from {checkpoint.path} (step {checkpoint.step}) to {out}")
 
-    grid = _GridPicker(labels)
+    grid = _GridPicker(labels is not None)
+    files, seeds, classes, rejected = [], [], [], 0
     pending: deque = deque()
     workers = cfg.workers or devices.cpu_cores()
-    with ThreadPoolExecutor(workers) as pool, progress_bar(count, "exporting", unit="img") as bar:
-        written = 0
-        for images in generate(G, seeds, labels, cfg.batch_size, device):
-            grid.offer(images, written)
-            for pixels in to_pixels(images):
-                pending.append(pool.submit(_encode_and_write, pixels, files[written], cfg.format))
-                written += 1
+    with ThreadPoolExecutor(workers) as pool, progress_bar(len(plan), "exporting", unit="img") as bar:
+        for images, batch_seeds, batch_labels, copies in _batches(G, plan, cfg.seed, cfg.batch_size, device, is_copy):
+            rejected += copies
+            grid.offer(images, batch_labels)
+            for pixels, seed, label in zip(to_pixels(images), batch_seeds, batch_labels):
+                file = _file_for(out, names, label, seed, cfg.format)
+                pending.append(pool.submit(_encode_and_write, pixels, file, cfg.format))
+                files.append(file)
+                seeds.append(seed)
+                # A one-class unconditional model's images still carry their class.
+                classes.append(names[label] if label is not None else (names[0] if len(names) == 1 else ""))
             while len(pending) > 4 * cfg.batch_size:  # bound memory: at most a few batches in flight
                 pending.popleft().result()
                 bar.update()
         while pending:
             pending.popleft().result()
             bar.update()
+    if cfg.reject_copies:
+        log(f"rejected {rejected} near-copies of training images (replaced by images from later seeds)")
+    if len(files) < len(plan):
+        log(f"warning: only {len(files)} of {len(plan)} images were written: after {MAX_TRIES * len(plan)} tries "
+            f"the rest were all near-copies of training images. The model memorises its data: evaluate an earlier "
+            f"checkpoint (gan eval --nearest), or retrain with more augmentation.")
 
     manifest = out / "manifest.csv"
     rows = [[f.relative_to(out).as_posix(), seed, name, str(checkpoint.path), checkpoint.step]
@@ -152,7 +193,7 @@ def export(cfg: SampleConfig, log: Callable[[str], None] = print) -> ExportResul
     buffer = io.StringIO()
     csv.writer(buffer).writerows([["file", "seed", "class", "checkpoint", "step"], *rows])
     write_text(manifest, buffer.getvalue())
-    if grid_file:
+    if grid_file and files:
         grid_file.parent.mkdir(parents=True, exist_ok=True)
         save_png(image_grid(grid.images()), grid_file)
-    return ExportResult(out, files, manifest, grid_file)
+    return ExportResult(out, files, manifest, grid_file if files else None, rejected)

@@ -107,12 +107,21 @@ class Tracker:
         steps_per_s = (step - self.last_step) / max(now - self.last_time, 1e-9)
         self.last_step, self.last_time = step, now
         stats = {**stats, "Speed/img_per_s": steps_per_s * self.batch_size}
+        self._write(step, stats)
+        self._show(step, stats, steps_per_s)
+
+    def metrics(self, step: int, values: dict[str, float], note: str = "") -> None:
+        """Report an evaluation's numbers (no speed: they are not per-step stats), with a line for the user."""
+        self._write(step, values)
+        shown = "  ".join(f"{name.split('/')[-1]} {value:.4g}" for name, value in values.items())
+        self.message(f"step {step}: {shown}{note}")
+
+    def _write(self, step: int, stats: dict[str, float]) -> None:
         if self.writer:
             for name, value in stats.items():
                 self.writer.add_scalar(name, value, step)
         with self.stats_path.open("a") as f:
             f.write(json.dumps({"step": step, "time": time.time(), **stats}) + "\n")
-        self._show(step, stats, steps_per_s)
 
     def _show(self, step: int, stats: dict[str, float], steps_per_s: float) -> None:
         summary = (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -12,10 +13,12 @@ from torch import nn
 
 from gan import device as devices
 from gan.augment import AugmentProbability, augment
-from gan.checkpoint import Checkpoint, list_checkpoints, new_run_dir, save_checkpoint, save_config
+from gan.checkpoint import Checkpoint, list_checkpoints, new_run_dir, save_best, save_checkpoint, save_config
 from gan.config import RunConfig, parse_policy, shape_differences, to_dict
 from gan.data import ImageDataset, RealBatches, load_dataset
 from gan.errors import GanError
+from gan.evaluate import Evaluator, eval_count
+from gan.features import load_feature_space
 from gan.losses import LOSSES, r1_penalty
 from gan.models import Discriminator, Generator, ema_decay_at, refresh_batchnorm_stats, update_ema
 from gan.stopping import StopSignals
@@ -23,6 +26,8 @@ from gan.tracking import GRID_SIZE, Tracker
 
 # What train_step returns, in this order.
 STATS = ("Loss/D", "Loss/G", "D/real", "D/fake", "Loss/R1", "Augment/p", "Augment/rt")
+# What each evaluation logs, from Evaluator scores.
+METRICS = {"Metrics/KID": "kid", "Metrics/FID": "fid", "Metrics/precision": "precision", "Metrics/recall": "recall"}
 
 # Independent random streams derived from --seed; all of training's randomness comes from these generators.
 _DATA_STREAM, _NOISE_STREAM, _GRID_STREAM, _NORM_STREAM, _AUGMENT_STREAM = range(5)
@@ -64,6 +69,7 @@ class Loop:
     augment_p: AugmentProbability
     policy: tuple[str, ...]
     r1: torch.Tensor  # the latest R1 penalty (it is only computed every --r1-every steps)
+    best_kid: float = math.inf  # of this run's evaluations so far: what best.pt holds
 
 
 def seeded(seed: int, stream: int, device: torch.device | str = "cpu") -> torch.Generator:
@@ -103,6 +109,7 @@ def training_state(loop: Loop, step: int, cfg: RunConfig, data_fingerprint: str)
         "augment_generator": loop.augment_generator.get_state(),
         "augment_p": loop.augment_p.state_dict(),
         "r1": loop.r1.cpu(),
+        "best_kid": loop.best_kid,
     }
 
 
@@ -130,6 +137,7 @@ def _restore(checkpoint: Checkpoint, loop: Loop, cfg: RunConfig, log: Callable[[
     if cfg.train.augment_p != "auto":  # a fixed --augment-p given on resume wins over the saved one
         loop.augment_p.p = fixed_p
     loop.r1 = state["r1"].to(loop.r1.device)
+    loop.best_kid = float(state.get("best_kid", math.inf))
 
 
 def train_step(loop: Loop, cfg: RunConfig, device: torch.device, amp: torch.dtype | None, step: int) -> torch.Tensor:
@@ -194,10 +202,19 @@ def _record_dataset(cfg: RunConfig, dataset: ImageDataset, resumed: Checkpoint |
     cfg.data.class_counts = dataset.class_counts
     cfg.data.num_images = len(dataset)
     cfg.resolve_auto(len(dataset), len(dataset.class_names))
-    # Absolute, so that `--resume` works from any working directory.
-    cfg.data.path = str(Path(cfg.data.path).expanduser().resolve())
-    if cfg.data.cache_dir:
-        cfg.data.cache_dir = str(Path(cfg.data.cache_dir).expanduser().resolve())
+    _make_paths_absolute(cfg)
+
+
+def _make_paths_absolute(cfg: RunConfig) -> None:
+    """So that `--resume` works from any working directory."""
+    def absolute(path: str) -> str:
+        return str(Path(path).expanduser().resolve()) if path else path
+
+    cfg.data.path = absolute(cfg.data.path)
+    cfg.data.cache_dir = absolute(cfg.data.cache_dir)
+    cfg.metrics.inception_weights = absolute(cfg.metrics.inception_weights)
+    if cfg.metrics.features not in ("auto", "inception", "random"):
+        cfg.metrics.features = absolute(cfg.metrics.features)
 
 
 def _check_resumable(checkpoint: Checkpoint, cfg: RunConfig) -> None:
@@ -310,8 +327,15 @@ def train(cfg: RunConfig, resume: Checkpoint | None = None, log: Callable[[str],
     if resume:
         _restore(resume, loop, cfg, log)
         start = resume.step
+    evaluator = None
+    if t.eval_every:  # built before the run folder, so a missing feature extractor fails before any work
+        space = load_feature_space(cfg.metrics, device, log)
+        evaluator = Evaluator(space, dataset, cfg.data.class_names, bool(cfg.num_classes),
+                              eval_count(t.eval_count, len(dataset)), device)
     # Only now, with everything checked, does the run touch its folder.
     run_dir = _run_folder(cfg, resume, log)
+    if resume and run_dir != resume.path.parent:
+        loop.best_kid = math.inf  # a new folder has no best.pt yet
     save_config(run_dir, cfg)
     resuming = f", resuming {resume.path.name} at step {start}" if resume else ""
     log(f"run folder: {run_dir}  (device {device}, {'bf16 autocast' if amp else 'fp32'}{resuming})")
@@ -335,6 +359,17 @@ def train(cfg: RunConfig, resume: Checkpoint | None = None, log: Callable[[str],
         refresh_ema_stats(step)
         state = training_state(loop, step, cfg, dataset.fingerprint)
         return save_checkpoint(run_dir, state, cfg.train.keep)
+
+    def evaluate(step: int) -> None:
+        refresh_ema_stats(step)
+        scores = evaluator.evaluate(nets.G_ema)
+        note = ""
+        if math.isfinite(scores["kid"]) and scores["kid"] < loop.best_kid:
+            loop.best_kid = scores["kid"]
+            save_best(run_dir, {**training_state(loop, step, cfg, dataset.fingerprint), "metrics": scores})
+            note = "  (best so far: best.pt)"
+        tracker.metrics(step, {name: scores[key] for name, key in METRICS.items()}, note)
+        tracker.restart_clock()
 
     def flush(window: list[torch.Tensor], step: int) -> None:
         values = torch.stack(window).cpu()  # (steps, len(STATS)); the only host sync, every log_every steps
@@ -371,6 +406,8 @@ def train(cfg: RunConfig, resume: Checkpoint | None = None, log: Callable[[str],
                     flush(window, step)
                 if last or step % t.image_every == 0:
                     save_grid(step)
+                if evaluator and not stopping and (step == t.steps or step % t.eval_every == 0):
+                    evaluate(step)
                 if last or step % t.checkpoint_every == 0:
                     checkpoint = save(step)
                 if stopping:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -62,10 +63,19 @@ def tiny_config(data: Path, out: Path, steps: int = 4) -> RunConfig:
     t.log_every = t.image_every = t.checkpoint_every = 2
     t.device = "cpu"
     t.tensorboard = False
+    t.eval_count = 16  # evaluations (at the last step) stay quick, in the feature space that needs no download
+    cfg.metrics.features = "random"
     return cfg
+
+
+def stats_records(run_dir: Path, key: str = "Loss/D") -> list[dict]:
+    """The stats.jsonl records that hold `key`: the training stats by default (evaluations are records too)."""
+    records = [json.loads(line) for line in (Path(run_dir) / "stats.jsonl").read_text().splitlines()]
+    return [record for record in records if key in record]
 
 
 TINY_FLAGS = [
     "--resolution", "16", "--workers", "1", "--z-dim", "8", "--g-channels", "8", "--d-channels", "8",
     "--batch-size", "8", "--log-every", "2", "--image-every", "2", "--checkpoint-every", "2", "--device", "cpu",
+    "--eval-count", "16", "--features", "random",
 ]

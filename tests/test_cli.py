@@ -14,7 +14,7 @@ import pytest
 
 from conftest import TINY_FLAGS
 from gan.cli import build_parser, main
-from gan.config import DataConfig, ModelConfig, SampleConfig, TrainConfig
+from gan.config import DataConfig, EvalConfig, FeatureConfig, ModelConfig, SampleConfig, TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,7 +33,8 @@ def test_train_resume_export_end_to_end(class_folder, tmp_path, capsys):
     assert (run / "checkpoint-0000005.pt").exists()
 
     out = tmp_path / "synthetic"
-    assert main(["sample", "--run", str(run), "--count", "4", "--out", str(out), "--seed", "7"]) == 0
+    assert main(["sample", "--run", str(run), "--checkpoint", "last", "--count", "4", "--out", str(out),
+                 "--seed", "7"]) == 0
     rows = list(csv.DictReader((out / "manifest.csv").open()))
     # Class folders make a conditional model; 4 images spread like the data (6 cats, 5 dogs), seeds 7, 8, ...
     expected = ["cats/seed000007.png", "cats/seed000008.png", "dogs/seed000009.png", "dogs/seed000010.png"]
@@ -63,11 +64,12 @@ def test_dry_run_prints_the_resolved_config(flat_folder, tmp_path, capsys):
 def test_help_lists_every_flag_with_its_default(capsys):
     parser = build_parser()
     helps = {}
-    for command in ("train", "sample"):
+    for command in ("train", "sample", "eval"):
         with pytest.raises(SystemExit):
             parser.parse_args([command, "--help"])
         helps[command] = capsys.readouterr().out
-    sections = {"train": (DataConfig, ModelConfig, TrainConfig), "sample": (SampleConfig,)}
+    sections = {"train": (DataConfig, ModelConfig, TrainConfig, FeatureConfig), "sample": (SampleConfig,),
+                "eval": (EvalConfig, FeatureConfig)}
     for command, classes in sections.items():
         for cls in classes:
             for field in dataclasses.fields(cls):
@@ -83,7 +85,10 @@ def test_help_lists_every_flag_with_its_default(capsys):
         (["train", "--data", "/nonexistent/photos"], "error: data folder /nonexistent/photos does not exist"),
         (["train", "--data", "x", "--resolution", "48"], "error: --resolution must be a power of two"),
         (["train", "--resume", "/nonexistent/run"], "error: /nonexistent/run does not exist"),
-        (["sample", "--out", "o"], "error: give exactly one of --run DIR or --checkpoint FILE"),
+        (["sample", "--out", "o"], "error: give --run DIR (its best.pt, else its newest checkpoint) or --checkpoint"),
+        (["sample", "--checkpoint", "best", "--out", "o"], "error: give --run DIR"),
+        (["eval", "--run", "/nonexistent/run"], "error: /nonexistent/run does not exist"),
+        (["eval", "--run", "r", "--count", "-1"], "error: --count must be 0 (auto) or more"),
     ],
 )
 def test_bad_input_gives_one_clear_line(argv, message, capsys):
@@ -122,7 +127,7 @@ def test_sigterm_saves_and_prints_the_resume_command(flat_folder, tmp_path):
 
 def test_readme_documents_every_flag():
     readme = (ROOT / "README.md").read_text()
-    for cls in (DataConfig, ModelConfig, TrainConfig, SampleConfig):
+    for cls in (DataConfig, ModelConfig, TrainConfig, FeatureConfig, SampleConfig, EvalConfig):
         for field in dataclasses.fields(cls):
             if "help" in field.metadata:
                 flag = field.metadata["flag"] or "--" + field.name.replace("_", "-")
@@ -158,3 +163,15 @@ def test_demo_trains_exports_and_says_where_everything_is(class_folder, tmp_path
     assert f"synthetic images  {run / 'synthetic'}/ (4 PNGs in class folders cats, dogs; list: manifest.csv)" in out
     assert f"tensorboard --logdir {tmp_path}" in out and (run / "synthetic-grid.png").exists()
     assert len(list((run / "synthetic").glob("*/seed*.png"))) == 4
+
+
+def test_eval_prints_the_table_and_where_the_report_is(class_folder, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    assert main(["train", "--data", str(class_folder), *TINY_FLAGS, "--steps", "2", "--out", str(runs)]) == 0
+    run = runs / "00000-classes"
+    assert f"best by KID  {run / 'best.pt'}" in capsys.readouterr().out
+    assert main(["eval", "--run", str(run), "--count", "16", "--features", "random", "--nearest"]) == 0
+    out = capsys.readouterr().out
+    assert "KID x1e3" in out and "\ncats " in out and "\ndogs " in out and "copies:" in out
+    assert f"report: {run / 'eval-0000002.json'}" in out and f"{run / 'nearest-0000002.png'}" in out
+    assert json.loads((run / "eval-0000002.json").read_text())["memorization"]["copy_fraction"] == 0.5

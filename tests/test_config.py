@@ -41,8 +41,12 @@ def test_validation_names_the_flag(section, name, value, message):
 
 
 def test_sample_config_needs_one_source_and_an_output():
-    with pytest.raises(GanError, match="exactly one of --run DIR or --checkpoint FILE"):
+    with pytest.raises(GanError, match="give --run DIR .* or --checkpoint FILE"):
         SampleConfig(out="x").validate()
+    with pytest.raises(GanError, match="give --run DIR"):
+        SampleConfig(checkpoint="last", out="x").validate()
+    SampleConfig(checkpoint="some/checkpoint.pt", out="x").validate()
+    SampleConfig(run="r", checkpoint="best", out="x").validate()
     with pytest.raises(GanError, match="--out is required"):
         SampleConfig(run="r").validate()
 

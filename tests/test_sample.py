@@ -25,7 +25,8 @@ def pixels(path):
 
 
 def test_export_writes_seeded_files_and_a_manifest(run_dir, tmp_path):
-    result = export(SampleConfig(run=str(run_dir), count=5, out=str(tmp_path / "out"), seed=10), log=lambda _: None)
+    result = export(SampleConfig(run=str(run_dir), checkpoint="last", count=5, out=str(tmp_path / "out"), seed=10),
+                    log=lambda _: None)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "manifest.csv", "seed000010.png", "seed000011.png", "seed000012.png", "seed000013.png", "seed000014.png",
     ]
@@ -105,7 +106,7 @@ def test_per_class_export_mirrors_the_imagefolder_layout(conditional_run, tmp_pa
 
 
 def test_count_follows_the_class_frequencies_and_class_selects(conditional_run, tmp_path):
-    result = export(SampleConfig(run=str(conditional_run), count=8, out=str(tmp_path / "a")), log=lambda _: None)
+    export(SampleConfig(run=str(conditional_run), count=8, out=str(tmp_path / "a")), log=lambda _: None)
     assert [len(list((tmp_path / "a" / c).iterdir())) for c in ("cats", "dogs")] == [6, 2]
     only = export(SampleConfig(run=str(conditional_run), count=3, classes=["dogs"], out=str(tmp_path / "b")),
                   log=lambda _: None)
@@ -144,3 +145,65 @@ def test_spread_adds_up_exactly():
 
     assert spread(4, [6, 5]) == [2, 2] and spread(10, [1, 1, 1]) == [4, 3, 3] and spread(3, [0, 0]) == [2, 1]
     assert sum(spread(1000, [459, 131, 7])) == 1000
+
+
+def test_a_run_is_sampled_from_best_unless_last_is_asked_for(tmp_path):
+    write_images(tmp_path / "flowers", 8)
+    cfg = tiny_config(tmp_path / "flowers", tmp_path / "runs", steps=4)
+    run = train(cfg, log=lambda _: None).run_dir
+    (run / "best.pt").write_bytes((run / "checkpoint-0000002.pt").read_bytes())  # as if step 2 had scored best
+
+    def exported_step(**choice) -> str:
+        out = tmp_path / f"out-{len(list(tmp_path.iterdir()))}"
+        result = export(SampleConfig(run=str(run), count=1, out=str(out), **choice), log=lambda _: None)
+        return next(csv.DictReader(result.manifest.open()))["step"]
+
+    assert exported_step() == "2" and exported_step(checkpoint="best") == "2"
+    assert exported_step(checkpoint="last") == "4"
+    assert exported_step(checkpoint=str(run / "checkpoint-0000004.pt")) == "4"
+    (run / "best.pt").unlink()
+    assert exported_step() == "4"
+    with pytest.raises(GanError, match="has no best.pt: .* Use --checkpoint last"):
+        exported_step(checkpoint="best")
+
+
+def test_reject_copies_replaces_near_copies_with_later_seeds(run_dir, tmp_path, monkeypatch):
+    import gan.sample as sample_module
+    from gan.data import load_dataset
+
+    training = load_dataset(load_checkpoint(str(run_dir)).saved_config().data, lambda _: None).images
+    real_generate = sample_module.generate
+
+    def generate_copies_for_seeds_10_and_12(G, seeds, labels, batch_size, device):
+        for batch, first in zip(real_generate(G, seeds, labels, batch_size, device), range(0, len(seeds), batch_size)):
+            for i, seed in enumerate(seeds[first : first + len(batch)]):
+                if seed in (10, 12):
+                    batch[i] = training[seed % len(training)].float() / 127.5 - 1
+            yield batch
+
+    monkeypatch.setattr(sample_module, "generate", generate_copies_for_seeds_10_and_12)
+    cfg = SampleConfig(run=str(run_dir), count=4, seed=10, batch_size=3, out=str(tmp_path / "kept"))
+    lines = []
+    result = export(SampleConfig(**{**cfg.__dict__, "reject_copies": True}), log=lines.append)
+    assert [f.name for f in result.files] == ["seed000011.png", "seed000013.png", "seed000014.png", "seed000015.png"]
+    assert result.rejected == 2 and any("rejected 2 near-copies" in line for line in lines)
+    plain = export(SampleConfig(**{**cfg.__dict__, "out": str(tmp_path / "plain")}), log=lambda _: None)
+    assert [f.name for f in plain.files] == ["seed000010.png", "seed000011.png", "seed000012.png", "seed000013.png"]
+
+
+def test_reject_copies_gives_up_with_a_warning_when_everything_is_a_copy(run_dir, tmp_path, monkeypatch):
+    import gan.sample as sample_module
+    from gan.data import load_dataset
+
+    training = load_dataset(load_checkpoint(str(run_dir)).saved_config().data, lambda _: None).images
+
+    def only_copies(G, seeds, labels, batch_size, device):
+        yield training[[s % len(training) for s in seeds]].float() / 127.5 - 1
+
+    monkeypatch.setattr(sample_module, "generate", only_copies)
+    lines = []
+    result = export(SampleConfig(run=str(run_dir), count=3, reject_copies=True, out=str(tmp_path / "o")),
+                    log=lines.append)
+    assert result.files == [] and result.rejected == 30
+    assert any("only 0 of 3 images were written" in line for line in lines)
+    assert (tmp_path / "o" / "manifest.csv").read_text().strip() == "file,seed,class,checkpoint,step"

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import gan.train as train_module
-from conftest import tiny_config, write_images
+from conftest import stats_records, tiny_config, write_images
 from gan.checkpoint import list_checkpoints, load_checkpoint
 from gan.errors import GanError
 from gan.train import TrainingDiverged, train
@@ -40,7 +40,7 @@ def test_run_folder_holds_config_stats_grids_and_checkpoints(class_folder, tmp_p
     saved = json.loads((result.run_dir / "config.json").read_text())
     assert saved["data"]["class_names"] == ["cats", "dogs"] and saved["data"]["class_counts"] == [6, 5]
     assert saved["data"]["channels"] == 3  # auto resolved from the data
-    stats = [json.loads(line) for line in (result.run_dir / "stats.jsonl").read_text().splitlines()]
+    stats = stats_records(result.run_dir)
     assert [s["step"] for s in stats] == [2, 4]
     assert {"Loss/D", "Loss/G", "D/real", "D/fake", "Speed/img_per_s", "LR/G", "LR/D"} <= stats[0].keys()
     assert 0 <= stats[0]["D/real"] <= 1
@@ -73,8 +73,7 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(class_folder, tmp_path)
     assert resumed.run_dir == half.run_dir and resumed.step == 6
     a, b = load_checkpoint(str(full.checkpoint)).state, load_checkpoint(str(resumed.checkpoint)).state
     assert_same_training_state(a, b)
-    steps = [json.loads(line)["step"] for line in (half.run_dir / "stats.jsonl").read_text().splitlines()]
-    assert steps == [2, 3, 4, 6]
+    assert [s["step"] for s in stats_records(half.run_dir)] == [2, 3, 4, 6]
 
 
 def test_same_seed_repeats_a_run_and_another_seed_does_not(flat_folder, tmp_path):
@@ -226,7 +225,7 @@ def test_small_class_folder_data_gets_the_small_data_defaults(class_folder, tmp_
     assert saved["model"]["conditional"] == "on" and saved["model"]["spectral_norm"] == "on"
     assert saved["train"]["augment"] == "translation,cutout,color" and saved["train"]["augment_p"] == "auto"
     assert "11 images: conditional on 2 classes, augment translation,cutout,color (p auto)" in "\n".join(lines)
-    stats = json.loads((result.run_dir / "stats.jsonl").read_text().splitlines()[-1])
+    stats = stats_records(result.run_dir)[-1]
     assert {"Augment/p", "Augment/rt"} <= stats.keys() and "Loss/R1" not in stats
     # one row of 8 per class, in the fakes grid and in the reals grid
     assert Image.open(result.run_dir / "fakes-0000004.png").size == (2 + 8 * 18, 2 + 2 * 18)
@@ -238,7 +237,7 @@ def test_plain_settings_and_hinge_with_r1(flat_folder, tmp_path):
     cfg.model.spectral_norm, cfg.train.augment = "off", "none"
     cfg.train.loss, cfg.train.r1_gamma, cfg.train.r1_every = "hinge", 10.0, 2
     result = train(cfg, log=lambda _: None)
-    stats = [json.loads(line) for line in (result.run_dir / "stats.jsonl").read_text().splitlines()]
+    stats = stats_records(result.run_dir)
     assert all(s["Loss/R1"] > 0 for s in stats) and "Augment/p" not in stats[0]
     saved = load_checkpoint(str(result.run_dir)).saved_config()
     assert saved.model.conditional == "off"  # one class: nothing to condition on
@@ -261,3 +260,52 @@ def test_a_fixed_augment_p_given_on_resume_is_used(class_folder, tmp_path):
     resumed.train.steps, resumed.train.augment_p = 3, "0.2"
     train(resumed, resume=checkpoint, log=lambda _: None)
     assert load_checkpoint(str(run)).state["augment_p"]["p"].item() == pytest.approx(0.2)
+
+
+def test_evaluations_are_logged_and_keep_the_best_checkpoint(class_folder, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = tiny_config(class_folder, tmp_path / "runs", steps=5)
+    cfg.train.eval_every, cfg.train.tensorboard = 2, True
+    lines = []
+    result = train(cfg, log=lines.append)
+    evaluations = stats_records(result.run_dir, "Metrics/KID")
+    assert [s["step"] for s in evaluations] == [2, 4, 5]  # every 2 steps and at the end
+    assert all({"Metrics/FID", "Metrics/precision", "Metrics/recall"} <= s.keys() for s in evaluations)
+    best = min(evaluations, key=lambda s: s["Metrics/KID"])
+    saved = load_checkpoint(str(result.run_dir / "best.pt"))
+    assert saved.step == best["step"] and saved.state["metrics"]["kid"] == best["Metrics/KID"]
+    assert saved.state["best_kid"] == best["Metrics/KID"]
+    assert any("(best so far: best.pt)" in line for line in lines)
+    events = EventAccumulator(str(result.run_dir)).Reload()
+    assert [e.step for e in events.Scalars("Metrics/KID")] == [2, 4, 5]
+
+
+def test_no_evaluation_means_no_best_checkpoint(flat_folder, tmp_path):
+    cfg = tiny_config(flat_folder, tmp_path / "runs", steps=2)
+    cfg.train.eval_every = 0
+    result = train(cfg, log=lambda _: None)
+    assert not (result.run_dir / "best.pt").exists() and not stats_records(result.run_dir, "Metrics/KID")
+
+
+def test_a_missing_feature_extractor_fails_before_the_run_starts(flat_folder, tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    cfg = tiny_config(flat_folder, tmp_path / "runs", steps=2)
+    cfg.metrics.features = "inception"
+    with pytest.raises(GanError, match="no Inception weights"):
+        train(cfg, log=lambda _: None)
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_resume_keeps_the_best_kid_so_far(flat_folder, tmp_path):
+    cfg = tiny_config(flat_folder, tmp_path / "runs", steps=2)
+    first = train(cfg, log=lambda _: None)
+    best_kid = load_checkpoint(str(first.run_dir / "best.pt")).state["metrics"]["kid"]
+    checkpoint = load_checkpoint(str(first.run_dir))
+    assert checkpoint.state["best_kid"] == best_kid
+    resumed_cfg = checkpoint.saved_config()
+    resumed_cfg.train.steps = 4
+    train(resumed_cfg, resume=checkpoint, log=lambda _: None)
+    kids = [s["Metrics/KID"] for s in stats_records(first.run_dir, "Metrics/KID")]
+    best = load_checkpoint(str(first.run_dir / "best.pt"))
+    assert best.state["metrics"]["kid"] == min(kids) and best.step == (4 if kids[-1] < kids[0] else 2)

@@ -1,0 +1,241 @@
+"""Is it any good, and is it copying? Scores a generator against real images (overall and per class), and finds
+each sample's nearest training image. Used by training (--eval-every, best.pt) and by `gan eval`."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import itertools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from gan import device as devices
+from gan.checkpoint import load_checkpoint, pick_checkpoint
+from gan.config import EvalConfig, RunConfig
+from gan.data import ImageDataset, load_dataset
+from gan.errors import GanError
+from gan.features import FeatureSpace, embed, load_feature_space
+from gan.files import write_text
+from gan.generate import generate, load_generator, spread, to_uint8
+from gan.metrics import COPY_FRACTION, CopyDetector, NearestTraining, distribution_metrics
+from gan.tracking import image_grid, progress_bar, save_png
+
+_PAIRS_SHOWN = 16  # closest sample/training pairs in the memorization grid
+
+
+def eval_count(requested: int, num_real: int) -> int:
+    """Images to generate: as many as there are real ones (FID's bias depends on it), within 500 to 5000."""
+    return requested or min(max(num_real, 500), 5000)
+
+
+def as_unit(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images -> floats in [-1, 1]: the pixel space of the nearest-neighbour search."""
+    return images.float() / 127.5 - 1.0
+
+
+@dataclass
+class Samples:
+    images: torch.Tensor  # (N, C, H, W) uint8, as an exported file would hold them
+    labels: torch.Tensor | None  # (N,) class of each, for a conditional generator
+    seeds: list[int]
+
+
+class Evaluator:
+    """Scores generators against one set of real images with the same seeds each time, so that successive
+    evaluations during training differ only by the generator. Real features are extracted once."""
+
+    def __init__(self, space: FeatureSpace, real: ImageDataset, class_names: list[str], conditional: bool,
+                 count: int, device: torch.device, batch_size: int = 64, seed: int = 0):
+        self.space, self.device, self.batch_size = space, device, batch_size
+        self.class_names = class_names
+        # Real labels as indices into the generator's classes (-1: a class the generator does not know).
+        known = torch.tensor([class_names.index(n) if n in class_names else -1 for n in real.class_names])
+        self.real_labels = known[real.labels]
+        self.real = embed(space, real.images, batch_size, device)
+        self.seeds = list(range(seed, seed + count))
+        self.labels = None
+        if conditional:  # classes in the proportions of the real set, so the two mixtures are comparable
+            counts = torch.bincount(self.real_labels[self.real_labels >= 0], minlength=len(class_names)).tolist()
+            self.labels = [c for c, n in enumerate(spread(count, counts)) for _ in range(n)]
+
+    def samples(self, G: nn.Module) -> Samples:
+        batches = generate(G, self.seeds, self.labels, self.batch_size, self.device)
+        images = torch.cat([to_uint8(batch) for batch in batches])
+        return Samples(images, torch.tensor(self.labels) if self.labels is not None else None, self.seeds)
+
+    def features(self, samples: Samples) -> torch.Tensor:
+        return embed(self.space, samples.images, self.batch_size, self.device)
+
+    def score(self, fake: torch.Tensor, samples: Samples, per_class: bool = False) -> dict:
+        """FID, KID, precision and recall overall, and (per_class) for each class with 2+ images on both sides."""
+        scores = distribution_metrics(self.real, fake)
+        if per_class and samples.labels is not None:
+            scores["classes"] = {}
+            for c, name in enumerate(self.class_names):
+                real, generated = self.real[self.real_labels == c], fake[samples.labels == c]
+                if min(len(real), len(generated)) >= 2:
+                    scores["classes"][name] = distribution_metrics(real, generated)
+        return scores
+
+    def evaluate(self, G: nn.Module) -> dict:
+        samples = self.samples(G)
+        return self.score(self.features(samples), samples)
+
+
+def copy_detector(space: FeatureSpace, train: ImageDataset, device: torch.device, batch_size: int = 64) -> CopyDetector:
+    """Copy detection against the training images, in `space` and in pixel space."""
+    return CopyDetector(embed(space, train.images, batch_size, device), as_unit(train.images))
+
+
+def copy_filter(space: FeatureSpace, train: ImageDataset, device: torch.device,
+                batch_size: int = 64) -> Callable[[torch.Tensor], torch.Tensor]:
+    """is_copy(images in [-1, 1]) -> bool per image: a near-copy of a training image (as saved, in uint8)."""
+    detector = copy_detector(space, train, device, batch_size)
+
+    def is_copy(images: torch.Tensor) -> torch.Tensor:
+        pixels = to_uint8(images)
+        return detector.nearest(embed(space, pixels, batch_size, device), as_unit(pixels)).copies
+
+    return is_copy
+
+
+def memorization_summary(nearest: NearestTraining, detector: CopyDetector) -> dict:
+    copies = int(nearest.copies.sum())
+    return {
+        "copy_rate": copies / len(nearest.copies),
+        "copies": copies,
+        "copy_fraction": COPY_FRACTION,
+        "real_copy_rate": detector.real_copy_rate,
+        "median_real_ratio": float(detector.real_ratio.median()),
+        "pixel_copy_rate": float((nearest.pixel_ratio <= COPY_FRACTION).double().mean()),
+        "median_feature_ratio": float(nearest.feature_ratio.median()),
+        "median_pixel_ratio": float(nearest.pixel_ratio.median()),
+    }
+
+
+def pairs_grid(samples: Samples, nearest: NearestTraining, train: ImageDataset):
+    """The samples nearest a training image (in features) beside that image (sample left), closest first."""
+    order = nearest.feature_ratio.argsort()[:_PAIRS_SHOWN]
+    pairs = [image for i in order for image in (samples.images[i], train.images[nearest.feature_index[i]])]
+    return image_grid(as_unit(torch.stack(pairs)))
+
+
+def _free_suffix(folder: Path, step: int) -> str:
+    """'' or -2, -3 ...: the first suffix under which no earlier evaluation of this step left files."""
+    for n in itertools.count(1):
+        suffix = "" if n == 1 else f"-{n}"
+        names = (f"eval-{step:07d}{suffix}.json", f"nearest-{step:07d}{suffix}.png", f"nearest-{step:07d}{suffix}.csv")
+        if not any((folder / name).exists() for name in names):
+            return suffix
+
+
+@dataclass
+class EvalResult:
+    report: dict
+    json: Path
+    grid: Path | None
+    nearest_csv: Path | None
+
+
+def training_images(trained: RunConfig, why: str, log: Callable[[str], None] = print) -> ImageDataset:
+    """The images a run was trained on, as it saw them (from the decoded cache when it is there)."""
+    if not Path(trained.data.path).is_dir():
+        raise GanError(f"{why} needs the run's training images, but {trained.data.path} is no longer there: put "
+                       f"them back at that path")
+    return load_dataset(trained.data, log)
+
+
+def _real_set(cfg: EvalConfig, trained: RunConfig, log) -> tuple[ImageDataset, str]:
+    if not cfg.real:
+        return training_images(trained, "evaluating without --real", log), trained.data.path
+    if not Path(cfg.real).expanduser().is_dir():
+        raise GanError(f"--real {cfg.real} is not a folder: give a folder of real images (flat, or class subfolders)")
+    real = load_dataset(dataclasses.replace(trained.data, path=cfg.real), log)
+    if trained.num_classes and not set(real.class_names) & set(trained.data.class_names):
+        log(f"warning: {cfg.real} has none of the run's class folders ({', '.join(trained.data.class_names)}), "
+            f"so only the overall metrics are computed")
+    return real, str(Path(cfg.real).expanduser().resolve())
+
+
+def evaluate_run(cfg: EvalConfig, log: Callable[[str], None] = print) -> EvalResult:
+    """`gan eval`: score a checkpoint, write eval-<step>.json (and the memorization files) into its run folder."""
+    cfg.validate()
+    checkpoint = load_checkpoint(pick_checkpoint(cfg.run, cfg.checkpoint))
+    trained = checkpoint.saved_config()
+    device = devices.pick_device(cfg.device)
+    space = load_feature_space(cfg.metrics, device, log)
+    real, real_path = _real_set(cfg, trained, log)
+    count = eval_count(cfg.count, len(real))
+    log(f"evaluating {checkpoint.path} (step {checkpoint.step}): {count} generated vs {len(real)} real images, "
+        f"'{space.name}' features")
+    with progress_bar(4 if cfg.nearest else 3, "evaluating", unit="stage") as bar:
+        evaluator = Evaluator(space, real, trained.data.class_names, bool(trained.num_classes), count, device,
+                              cfg.batch_size, cfg.seed)
+        bar.update()
+        samples = evaluator.samples(load_generator(checkpoint, device))
+        fake = evaluator.features(samples)
+        bar.update()
+        report = {
+            "checkpoint": str(checkpoint.path), "step": checkpoint.step, "features": space.name,
+            "comparable_to_published_fid": space.comparable, "real": real_path, "num_real": len(real),
+            "num_generated": count, "seed": cfg.seed, **evaluator.score(fake, samples, per_class=True),
+        }
+        bar.update()
+        run_dir = checkpoint.path.parent
+        name = f"{checkpoint.step:07d}{_free_suffix(run_dir, checkpoint.step)}"
+        grid = nearest_csv = None
+        if cfg.nearest:
+            train = real if not cfg.real else training_images(trained, "--nearest", log)
+            detector = copy_detector(space, train, device, cfg.batch_size)
+            nearest = detector.nearest(fake, as_unit(samples.images))
+            report["memorization"] = memorization_summary(nearest, detector)
+            grid, nearest_csv = run_dir / f"nearest-{name}.png", run_dir / f"nearest-{name}.csv"
+            save_png(pairs_grid(samples, nearest, train), grid)
+            write_text(nearest_csv, _nearest_rows(samples, nearest, train, trained.data.class_names))
+            bar.update()
+    path = run_dir / f"eval-{name}.json"
+    write_text(path, json.dumps(report, indent=2) + "\n")
+    return EvalResult(report, path, grid, nearest_csv)
+
+
+def _nearest_rows(samples: Samples, nearest: NearestTraining, train: ImageDataset, class_names: list[str]) -> str:
+    buffer = io.StringIO()
+    rows = csv.writer(buffer)
+    rows.writerow(["seed", "class", "nearest_by_features", "feature_distance", "feature_ratio", "nearest_by_pixels",
+                   "pixel_distance", "pixel_ratio", "copy"])
+    for i, seed in enumerate(samples.seeds):
+        name = class_names[int(samples.labels[i])] if samples.labels is not None else ""
+        rows.writerow([seed, name, train.files[nearest.feature_index[i]], f"{nearest.feature_distance[i]:.5g}",
+                       f"{nearest.feature_ratio[i]:.3f}", train.files[nearest.pixel_index[i]],
+                       f"{nearest.pixel_distance[i]:.5g}", f"{nearest.pixel_ratio[i]:.3f}", int(nearest.copies[i])])
+    return buffer.getvalue()
+
+
+def format_report(report: dict) -> str:
+    """The evaluation as a table a person reads: KID (x 10^3, lower is better) first."""
+    lines = [f"{'':14}{'KID x1e3':>16}{'FID':>10}{'precision':>11}{'recall':>8}"]
+
+    def row(name: str, s: dict) -> str:
+        kid = f"{1e3 * s['kid']:.2f} ± {1e3 * s['kid_std']:.2f}"
+        return f"{name[:13]:14}{kid:>16}{s['fid']:>10.2f}{s['precision']:>11.2f}{s['recall']:>8.2f}"
+
+    lines.append(row("all", report))
+    lines += [row(name, scores) for name, scores in report.get("classes", {}).items()]
+    if not report["comparable_to_published_fid"]:
+        lines.append(f"feature space '{report['features']}': compare these numbers only with evaluations in the "
+                     f"same space, not with published FIDs")
+    memo = report.get("memorization")
+    if memo:
+        lines.append(
+            f"copies: {memo['copies']} of {report['num_generated']} samples ({100 * memo['copy_rate']:.1f}%) are closer "
+            f"to a training image than half that image's distance to its nearest training neighbour (training "
+            f"images themselves: {100 * memo['real_copy_rate']:.1f}%)"
+        )
+    return "\n".join(lines)
+

@@ -1,0 +1,163 @@
+"""Feature spaces for the metrics: each maps images in [-1, 1] to one vector per image, behind one interface.
+
+- `inception`: the standard FID Inception-v3 pool features (2048), the only space whose FID compares with
+  published numbers. Its weights are never downloaded here: they come from --inception-weights or the torch hub
+  cache, and are loaded with weights_only=True.
+- `random`: a fixed, seeded, randomly initialised CNN. It needs no download, and random-network features are
+  known to rank generative models sensibly (Naeem et al. 2020), but its numbers only compare with other runs
+  evaluated in the same space.
+- a TorchScript file: any domain-specific embedding (medical, satellite ...).
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gan.config import FeatureConfig
+from gan.errors import GanError
+
+# The file names torchmetrics / torch-fidelity and pytorch-fid give the same TF-ported FID weights in the hub cache.
+INCEPTION_FILES = ("weights-inception-2015-12-05-6726825d.pth", "pt_inception-2015-12-05-6726825d.pth")
+INCEPTION_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/" + INCEPTION_FILES[0]
+_RANDOM_SEED = 0  # part of the random space's definition: changing it changes every number measured in it
+
+
+class FeatureSpace(nn.Module):
+    """Images (N, C, H, W) in [-1, 1] -> features (N, num_features) float32."""
+
+    name: str
+    num_features: int
+    comparable: bool  # whether FID here is comparable to published FIDs
+
+
+class InceptionFeatures(FeatureSpace):
+    name, num_features, comparable = "inception", 2048, True
+
+    def __init__(self, state_dict: dict):
+        super().__init__()
+        from torchmetrics.image.fid import NoTrainInceptionV3
+
+        # torch-fidelity reads its weights with an unrestricted torch.load; it gets a buffer written here from
+        # tensors already loaded safely, so nothing from the user's file is unpickled without weights_only.
+        buffer = io.BytesIO()
+        torch.save(state_dict, buffer)
+        buffer.seek(0)
+        self.net = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"],
+                                      feature_extractor_weights_path=buffer)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        pixels = images.add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8)  # what a saved PNG would hold
+        return self.net(_rgb(pixels)).float()
+
+
+class RandomFeatures(FeatureSpace):
+    """Four strided convolutions with fixed random weights on a 64 x 64 view; the mean of each layer's
+    activations, concatenated (32 + 64 + 128 + 256 = 480 features), so both fine and coarse structure count."""
+
+    name, num_features, comparable = "random", 480, False
+    _WIDTHS = (3, 32, 64, 128, 256)
+
+    def __init__(self):
+        super().__init__()
+        generator = torch.Generator().manual_seed(_RANDOM_SEED)
+        self.weights = nn.ParameterList()
+        for c_in, c_out in zip(self._WIDTHS, self._WIDTHS[1:]):
+            std = (2 / (c_in * 9)) ** 0.5  # He initialisation keeps activations at a similar scale through depth
+            self.weights.append(nn.Parameter(torch.randn(c_out, c_in, 3, 3, generator=generator) * std, False))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(_rgb(images.float()), size=(64, 64), mode="bilinear", antialias=True, align_corners=False)
+        pooled = []
+        for weight in self.weights:
+            x = F.leaky_relu(F.conv2d(x, weight, stride=2, padding=1), 0.2)
+            pooled.append(x.mean((2, 3)))
+        return torch.cat(pooled, 1)
+
+
+class ScriptedFeatures(FeatureSpace):
+    """A user's TorchScript module; it receives RGB float images in [0, 1] at the run's resolution."""
+
+    comparable = False
+
+    def __init__(self, path: Path, device: torch.device):
+        super().__init__()
+        self.name = str(path)
+        try:
+            with warnings.catch_warnings():  # torch deprecates TorchScript; the user's file is one all the same
+                warnings.simplefilter("ignore", FutureWarning)
+                self.net = torch.jit.load(str(path), map_location=device).eval()
+        except Exception as error:  # not a TorchScript archive, truncated ...
+            raise GanError(f"--features {path} is not a TorchScript file ({error}); save the feature extractor "
+                           f"with torch.jit.save(torch.jit.script(model), path)") from None
+        with torch.no_grad():
+            try:
+                probe = self(torch.zeros(2, 3, 32, 32, device=device))
+            except Exception as error:
+                raise GanError(f"--features {path} fails on a batch of two 32 x 32 RGB images: {error}") from None
+        if probe.dim() != 2 or probe.shape[0] != 2:
+            raise GanError(f"--features {path} must return one vector per image, shape (N, D); it returned "
+                           f"{tuple(probe.shape)} for 2 images")
+        self.num_features = probe.shape[1]
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(_rgb(images.float()).add(1).div(2)).float()
+
+
+def _rgb(images: torch.Tensor) -> torch.Tensor:
+    return images.expand(-1, 3, -1, -1) if images.shape[1] == 1 else images
+
+
+def inception_candidates(cfg: FeatureConfig) -> list[Path]:
+    """Where Inception weights are looked for: --inception-weights if given, else the torch hub cache."""
+    if cfg.inception_weights:
+        return [Path(cfg.inception_weights).expanduser()]
+    return [Path(torch.hub.get_dir()) / "checkpoints" / name for name in INCEPTION_FILES]
+
+
+def _load_inception(path: Path) -> InceptionFeatures:
+    try:
+        state_dict = torch.load(path, map_location="cpu", weights_only=True)
+        return InceptionFeatures(state_dict)
+    except Exception as error:  # unreadable, unsafe pickle, or another network's weights
+        raise GanError(f"cannot use {path} as Inception-v3 FID weights ({str(error).splitlines()[0]}). Download "
+                       f"{INCEPTION_URL} and pass it with --inception-weights") from None
+
+
+def load_feature_space(cfg: FeatureConfig, device: torch.device, log: Callable[[str], None] = print) -> FeatureSpace:
+    """The feature space cfg.features names, on `device`; `auto` falls back to `random`, saying so."""
+    if cfg.features in ("auto", "inception"):
+        candidates = inception_candidates(cfg)
+        found = next((path for path in candidates if path.is_file()), None)
+        if found:
+            return _load_inception(found).to(device)
+        where = " or ".join(map(str, candidates))
+        if cfg.features == "inception" or cfg.inception_weights:
+            raise GanError(f"no Inception weights at {where}. Download {INCEPTION_URL} there (or anywhere, and "
+                           f"pass --inception-weights FILE), or use --features random")
+        log(f"note: no Inception weights at {where}, so the metrics use the 'random' feature space (a fixed random "
+            f"CNN). Its numbers compare between runs evaluated the same way, not with published FIDs. For "
+            f"standard FID, download {INCEPTION_URL} to that folder.")
+        return RandomFeatures().to(device)
+    if cfg.features == "random":
+        return RandomFeatures().to(device)
+    path = Path(cfg.features).expanduser()
+    if not path.is_file():
+        raise GanError(f"--features {path}: no such file. Give auto, inception, random, or a TorchScript file")
+    return ScriptedFeatures(path, device)
+
+
+@torch.no_grad()
+def embed(space: FeatureSpace, images: torch.Tensor, batch_size: int, device: torch.device) -> torch.Tensor:
+    """Features (N, D) on the CPU of uint8 images (N, C, H, W), extracted in batches on `device`."""
+    parts = []
+    for start in range(0, len(images), batch_size):
+        batch = images[start : start + batch_size].to(device).float() / 127.5 - 1.0
+        parts.append(space(batch).cpu())
+    return torch.cat(parts) if parts else torch.zeros(0, space.num_features)

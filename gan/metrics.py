@@ -1,0 +1,160 @@
+"""The numbers behind "is it any good, and is it just copying?", computed from feature vectors (no IO, no models).
+
+FID and KID come from torchmetrics, fed features that are extracted once (gan.features) and reused for
+precision/recall and the nearest-neighbour checks. Precision/recall follow Kynkäänniemi et al. 2019: a sample is
+"precise" when it falls inside the k-nearest-neighbour ball of some real image, and a real image is "recalled"
+when it falls inside the ball of some sample.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torchmetrics.image.fid import FrechetInceptionDistance
+from torchmetrics.image.kid import KernelInceptionDistance
+
+from gan.errors import GanError
+
+KID_SUBSETS = 100
+KID_SUBSET_SIZE = 1000  # the usual size; smaller sets use all they have
+PR_NEIGHBOURS = 3  # k of the k-NN manifolds, as in the paper
+COPY_FRACTION = 0.5  # a copy is closer to a training image than this x that image's distance to its nearest neighbour
+_CHUNK = 1024  # rows of a distance matrix computed at once, to bound memory
+
+
+class _Precomputed(nn.Module):
+    """Hands torchmetrics features that are already extracted."""
+
+    def __init__(self, num_features: int):
+        super().__init__()
+        self.num_features = num_features
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return features
+
+
+def fid_kid(real: torch.Tensor, fake: torch.Tensor, seed: int = 0) -> dict[str, float]:
+    """FID, and KID's mean and std over random subsets (seeded, so repeated evaluations agree)."""
+    smallest = min(len(real), len(fake))
+    if smallest < 2:
+        raise GanError(f"FID and KID need at least 2 real and 2 generated images, got {len(real)} and {len(fake)}")
+    fid = FrechetInceptionDistance(feature=_Precomputed(real.shape[1]))
+    with warnings.catch_warnings():  # it warns that KID keeps every feature: here they are already in memory
+        warnings.simplefilter("ignore", UserWarning)
+        kid = KernelInceptionDistance(feature=_Precomputed(real.shape[1]), subsets=KID_SUBSETS,
+                                      subset_size=min(KID_SUBSET_SIZE, smallest))
+    for metric in (fid, kid):
+        metric.update(real.double(), real=True)
+        metric.update(fake.double(), real=False)
+    with torch.random.fork_rng(devices=[]):  # KID draws its subsets from the global generator
+        torch.manual_seed(seed)
+        kid_mean, kid_std = kid.compute()
+    return {"fid": float(fid.compute()), "kid": float(kid_mean), "kid_std": float(kid_std)}
+
+
+def _rows(a: torch.Tensor, b: torch.Tensor):
+    """Distance blocks (start, cdist(a[start:start+chunk], b)), so no full matrix is ever held."""
+    for start in range(0, len(a), _CHUNK):
+        yield start, torch.cdist(a[start : start + _CHUNK].double(), b.double())
+
+
+def neighbours(a: torch.Tensor, b: torch.Tensor, k: int = 1,
+               exclude_self: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each row of `a`, the distances (N, k) to and indices (N, k) of its k nearest rows of `b`, nearest
+    first; with exclude_self, b is a itself and a row is not its own neighbour."""
+    distances, indices = [], []
+    for start, block in _rows(a, b):
+        if exclude_self:
+            block[torch.arange(len(block)), torch.arange(start, start + len(block))] = float("inf")
+        d, i = block.topk(k, 1, largest=False)
+        distances.append(d)
+        indices.append(i)
+    return torch.cat(distances), torch.cat(indices)
+
+
+def _coverage(points: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor) -> float:
+    """Fraction of points inside at least one ball (centre, radius)."""
+    inside = [(block <= radii[None]).any(1) for _, block in _rows(points, centres)]
+    return float(torch.cat(inside).double().mean())
+
+
+def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = PR_NEIGHBOURS) -> dict[str, float]:
+    """Improved precision (samples on the real manifold) and recall (real images on the samples' manifold)."""
+    k = min(k, len(real) - 1, len(fake) - 1)  # tiny sets: the nearest neighbours they have
+    if k < 1:
+        raise GanError(f"precision/recall need at least 2 real and 2 generated images, got {len(real)} and {len(fake)}")
+    return {
+        "precision": _coverage(fake, real, neighbours(real, real, k, exclude_self=True)[0][:, -1]),
+        "recall": _coverage(real, fake, neighbours(fake, fake, k, exclude_self=True)[0][:, -1]),
+    }
+
+
+def distribution_metrics(real: torch.Tensor, fake: torch.Tensor, seed: int = 0) -> dict[str, float]:
+    """FID, KID (mean, std), precision and recall of generated features against real ones."""
+    return {**fid_kid(real, fake, seed), **precision_recall(real, fake)}
+
+
+@dataclass
+class NearestTraining:
+    """Each sample's nearest training image, in feature space and in pixel space, and how close that is compared
+    with the training image's own nearest neighbour (ratio < COPY_FRACTION: a copy)."""
+
+    feature_distance: torch.Tensor  # (N,)
+    feature_index: torch.Tensor  # (N,) index into the training set
+    feature_ratio: torch.Tensor  # (N,) feature_distance / that training image's nearest-neighbour distance
+    pixel_distance: torch.Tensor
+    pixel_index: torch.Tensor
+    pixel_ratio: torch.Tensor
+
+    @property
+    def copies(self) -> torch.Tensor:
+        """(N,) bool: a near-copy in feature space, where a shifted or recoloured copy is still near."""
+        return self.feature_ratio <= COPY_FRACTION
+
+
+def _ratio(distance: torch.Tensor, scale: torch.Tensor, typical: float) -> torch.Tensor:
+    """distance / scale. Distances come from matrix products and carry rounding of about 1e-8 of the data's
+    `typical` distance; a tolerance far above that keeps an exact copy of a duplicated image (about 0 / 0) near 0."""
+    return distance / (scale + 1e-6 * typical)
+
+
+def _leave_one_out_ratios(x: torch.Tensor) -> torch.Tensor:
+    """The copy ratio each training image would get as a sample against all the other training images: its
+    distance to its nearest neighbour u over u's distance to its nearest neighbour other than itself."""
+    distances, indices = neighbours(x, x, k=2, exclude_self=True)
+    u = indices[:, 0]
+    # u's nearest neighbour without t: u's second nearest when t is u's nearest.
+    scale = torch.where(indices[u, 0] == torch.arange(len(x)), distances[u, 1], distances[u, 0])
+    return _ratio(distances[:, 0], scale, float(distances[:, 0].mean()))
+
+
+class CopyDetector:
+    """Flags samples that sit closer to a training image than that image sits to any other training image.
+
+    The scale is local: a sample is a copy of training image t when its distance to t is at most COPY_FRACTION x
+    the distance from t to its own nearest training neighbour. Dense regions of the data (plain backgrounds,
+    near-duplicates) get a tight threshold, sparse ones a loose one. `real_copy_rate` is how many training images
+    are themselves that close to another one: the rate to compare a generator's copy rate with.
+    """
+
+    def __init__(self, train_features: torch.Tensor, train_pixels: torch.Tensor):
+        if len(train_features) < 3:
+            raise GanError("the memorization check needs at least 3 training images")
+        self.train_features, self.train_pixels = train_features, train_pixels.flatten(1)
+        self.feature_scale = neighbours(train_features, train_features, exclude_self=True)[0][:, 0]
+        self.pixel_scale = neighbours(self.train_pixels, self.train_pixels, exclude_self=True)[0][:, 0]
+        self.real_ratio = _leave_one_out_ratios(train_features)
+        self.real_copy_rate = float((self.real_ratio <= COPY_FRACTION).double().mean())
+
+    def nearest(self, features: torch.Tensor, pixels: torch.Tensor) -> NearestTraining:
+        feature_distance, feature_index = (t[:, 0] for t in neighbours(features, self.train_features))
+        pixel_distance, pixel_index = (t[:, 0] for t in neighbours(pixels.flatten(1), self.train_pixels))
+        return NearestTraining(
+            feature_distance, feature_index, _ratio(feature_distance, self.feature_scale[feature_index],
+                                                    float(self.feature_scale.mean())),
+            pixel_distance, pixel_index, _ratio(pixel_distance, self.pixel_scale[pixel_index],
+                                                float(self.pixel_scale.mean())),
+        )

@@ -1,0 +1,132 @@
+import csv
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+import gan.evaluate as evaluate_module
+from conftest import stats_records, tiny_config, write_images
+from gan.checkpoint import load_checkpoint
+from gan.config import EvalConfig, FeatureConfig
+from gan.data import load_dataset
+from gan.errors import GanError
+from gan.evaluate import as_unit, copy_filter, evaluate_run, format_report
+from gan.features import RandomFeatures
+from gan.train import train
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A conditional run evaluated at steps 2 and 4 (KID picks best.pt)."""
+    base = tmp_path_factory.mktemp("evaluate")
+    write_images(base / "pets" / "cats", 6, seed=1)
+    write_images(base / "pets" / "dogs", 5, seed=2)
+    cfg = tiny_config(base / "pets", base / "runs", steps=4)
+    cfg.train.eval_every = 2
+    return train(cfg, log=lambda _: None).run_dir
+
+
+def trained_config(run):
+    return load_checkpoint(str(run)).saved_config()
+
+
+def evaluation(run, **settings) -> EvalConfig:
+    cfg = EvalConfig(run=str(run), count=16, device="cpu", metrics=FeatureConfig(features="random"))
+    for name, value in settings.items():
+        setattr(cfg, name, value)
+    return cfg
+
+
+def test_gan_eval_reproduces_the_kid_training_logged_for_best(run):
+    logged = {s["step"]: s["Metrics/KID"] for s in stats_records(run, "Metrics/KID")}
+    assert sorted(logged) == [2, 4]
+    result = evaluate_run(evaluation(run), log=lambda _: None)
+    report = json.loads(result.json.read_text())
+    best_step = min(logged, key=logged.get)
+    assert report["checkpoint"].endswith("best.pt") and report["step"] == best_step
+    assert report["kid"] == pytest.approx(logged[best_step], rel=1e-9)  # same seeds, same features, same subsets
+    assert report["features"] == "random" and report["comparable_to_published_fid"] is False
+    assert (report["num_real"], report["num_generated"]) == (11, 16)
+    assert set(report["classes"]) == {"cats", "dogs"}
+    assert {"fid", "kid", "kid_std", "precision", "recall"} <= report["classes"]["cats"].keys()
+    assert result.json.name == f"eval-{best_step:07d}.json"
+
+
+def test_a_second_evaluation_never_replaces_the_first(run):
+    first = evaluate_run(evaluation(run, checkpoint="last"), log=lambda _: None).json
+    second = evaluate_run(evaluation(run, checkpoint="last", count=20), log=lambda _: None).json
+    assert (first.name, second.name) == ("eval-0000004.json", "eval-0000004-2.json")
+    assert json.loads(first.read_text())["num_generated"] == 16
+
+
+def test_held_out_real_images(run, tmp_path):
+    write_images(tmp_path / "held" / "cats", 4, seed=7)
+    write_images(tmp_path / "held" / "birds", 3, seed=8)
+    lines = []
+    report = evaluate_run(evaluation(run, real=str(tmp_path / "held")), log=lines.append).report
+    assert report["num_real"] == 7 and report["real"] == str((tmp_path / "held").resolve())
+    assert set(report["classes"]) == {"cats"}  # birds are not a class of the run; dogs have no real images here
+    write_images(tmp_path / "flat", 4, seed=9)
+    evaluate_run(evaluation(run, real=str(tmp_path / "flat")), log=lines.append)
+    assert any("has none of the run's class folders (cats, dogs)" in line for line in lines)
+
+
+def test_nearest_writes_the_copy_rate_a_pairs_grid_and_every_sample_nearest(run):
+    result = evaluate_run(evaluation(run, nearest=True), log=lambda _: None)
+    memo = result.report["memorization"]
+    assert {"copy_rate", "copies", "real_copy_rate", "copy_fraction"} <= memo.keys() and 0 <= memo["copy_rate"] <= 1
+    rows = list(csv.DictReader(result.nearest_csv.open()))
+    assert len(rows) == 16 and rows[0]["nearest_by_features"].startswith(("cats/", "dogs/"))
+    assert Image.open(result.grid).size == (2 + 8 * 18, 2 + 4 * 18)  # 16 pairs, 4 a row
+    assert "copies:" in format_report(result.report)
+
+
+def test_a_planted_training_image_is_reported_as_a_copy(run, monkeypatch):
+    train_images = load_dataset(trained_config(run).data, lambda _: None).images
+    real_samples = evaluate_module.Evaluator.samples
+
+    def samples_with_a_copy(self, G):
+        samples = real_samples(self, G)
+        samples.images[3] = train_images[5]
+        return samples
+
+    monkeypatch.setattr(evaluate_module.Evaluator, "samples", samples_with_a_copy)
+    result = evaluate_run(evaluation(run, nearest=True), log=lambda _: None)
+    rows = list(csv.DictReader(result.nearest_csv.open()))
+    assert rows[3]["copy"] == "1" and float(rows[3]["feature_distance"]) < 1e-4
+    assert result.report["memorization"]["copies"] >= 1
+
+
+def test_copy_filter_flags_exactly_the_planted_images(run):
+    dataset = load_dataset(trained_config(run).data, lambda _: None)
+    is_copy = copy_filter(RandomFeatures(), dataset, CPU)
+    batch = torch.rand(6, 3, 16, 16) * 2 - 1
+    batch[[1, 4]] = as_unit(dataset.images[[0, 9]])
+    assert is_copy(batch).tolist() == [False, True, False, False, True, False]
+
+
+def test_eval_errors_name_the_fix(run, tmp_path):
+    no_best = tmp_path / "run"
+    no_best.mkdir()
+    with pytest.raises(GanError, match="has no best.pt"):
+        evaluate_run(evaluation(no_best, checkpoint="best"), log=lambda _: None)
+    with pytest.raises(GanError, match="--real .*missing is not a folder"):
+        evaluate_run(evaluation(run, real=str(tmp_path / "missing")), log=lambda _: None)
+
+
+def test_training_images_that_moved_are_named(run, tmp_path):
+    moved = tmp_path / "moved"
+    (run.parent.parent / "pets").rename(moved)
+    try:
+        with pytest.raises(GanError, match="evaluating without --real needs the run's training images, but .*pets"):
+            evaluate_run(evaluation(run), log=lambda _: None)
+        write_images(tmp_path / "held", 3)
+        with pytest.raises(GanError, match="--nearest needs the run's training images"):
+            evaluate_run(evaluation(run, real=str(tmp_path / "held"), nearest=True), log=lambda _: None)
+        assert evaluate_run(evaluation(run, real=str(tmp_path / "held")), log=lambda _: None).report["num_real"] == 3
+    finally:
+        moved.rename(run.parent.parent / "pets")
+

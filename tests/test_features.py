@@ -1,0 +1,113 @@
+import io
+import pickle
+
+import pytest
+import torch
+from torch import nn
+
+from gan.config import FeatureConfig
+from gan.errors import GanError
+from gan.features import RandomFeatures, embed, load_feature_space
+
+CPU = torch.device("cpu")
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")  # deprecated in torch, still supported
+
+
+class ChannelMeans(nn.Module):
+    """A tiny deterministic feature extractor: each channel's mean and spread."""
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.cat([images.mean((2, 3)), images.std((2, 3))], 1)
+
+
+def scripted(tmp_path, module: nn.Module = ChannelMeans()) -> str:
+    path = tmp_path / "features.pt"
+    torch.jit.save(torch.jit.script(module), str(path))
+    return str(path)
+
+
+def images(n: int, seed: int = 0, channels: int = 3) -> torch.Tensor:
+    return torch.randint(0, 256, (n, channels, 16, 16), generator=torch.Generator().manual_seed(seed), dtype=torch.uint8)
+
+
+def test_the_random_space_is_fixed_and_sees_content():
+    a, b = RandomFeatures(), RandomFeatures()
+    batch = images(4)
+    assert torch.equal(embed(a, batch, 3, CPU), embed(b, batch, 3, CPU))  # same weights every time, any batching
+    features = embed(a, batch, 4, CPU)
+    assert features.shape == (4, 480) and not torch.allclose(features[0], features[1])
+    assert embed(a, images(2, channels=1), 2, CPU).shape == (2, 480)  # grayscale runs too
+
+
+def test_auto_without_inception_weights_falls_back_and_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    lines = []
+    space = load_feature_space(FeatureConfig(), CPU, lines.append)
+    assert space.name == "random" and not space.comparable
+    assert "no Inception weights at" in lines[0] and "not with published FIDs" in lines[0]
+
+
+def test_inception_without_weights_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    with pytest.raises(GanError, match="no Inception weights at .*torch/hub/checkpoints.* --inception-weights FILE"):
+        load_feature_space(FeatureConfig(features="inception"), CPU)
+    with pytest.raises(GanError, match="no Inception weights at .*missing.pth"):
+        load_feature_space(FeatureConfig(inception_weights=str(tmp_path / "missing.pth")), CPU)
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+def test_bad_or_unsafe_inception_weights_are_refused(tmp_path):
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(GanError, match="cannot use .*garbage.pth as Inception-v3 FID weights"):
+        load_feature_space(FeatureConfig(inception_weights=str(garbage)), CPU)
+    unsafe = tmp_path / "unsafe.pth"
+    with unsafe.open("wb") as f:
+        pickle.dump({"weights": io.StringIO("arbitrary object")}, f)  # weights_only=True must refuse to unpickle it
+    with pytest.raises(GanError, match="cannot use .*unsafe.pth"):
+        load_feature_space(FeatureConfig(inception_weights=str(unsafe)), CPU)
+    other = tmp_path / "other.pth"
+    torch.save({"fc.weight": torch.zeros(2, 2)}, other)  # a real state dict, of another network
+    with pytest.raises(GanError, match="cannot use .*other.pth"):
+        load_feature_space(FeatureConfig(inception_weights=str(other)), CPU)
+
+
+def test_inception_weights_load_safely_and_give_2048_features(tmp_path, monkeypatch):
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    # Real FID weights are a download; randomly initialised ones of the same architecture stand in for them.
+    with monkeypatch.context() as patch:
+        patch.setattr(FeatureExtractorInceptionV3, "load_state_dict", lambda self, state: None)
+        empty = io.BytesIO()
+        torch.save({}, empty)
+        empty.seek(0)
+        weights = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"], empty).state_dict()
+    path = tmp_path / "inception.pth"
+    torch.save(weights, path)
+    space = load_feature_space(FeatureConfig(features="inception", inception_weights=str(path)), CPU)
+    assert space.name == "inception" and space.comparable
+    assert embed(space, images(2), 2, CPU).shape == (2, 2048)
+
+
+def test_a_torchscript_file_is_a_feature_space(tmp_path):
+    space = load_feature_space(FeatureConfig(features=scripted(tmp_path)), CPU)
+    assert space.num_features == 6 and not space.comparable
+    white = torch.full((1, 3, 16, 16), 255, dtype=torch.uint8)
+    assert embed(space, white, 1, CPU)[0, :3].tolist() == [1.0, 1.0, 1.0]  # it receives RGB in [0, 1]
+    assert embed(space, images(2, channels=1), 2, CPU).shape == (2, 6)
+
+
+def test_unusable_feature_files_are_clear_errors(tmp_path):
+    with pytest.raises(GanError, match="no such file"):
+        load_feature_space(FeatureConfig(features=str(tmp_path / "nope.pt")), CPU)
+    not_script = tmp_path / "weights.pt"
+    torch.save({"a": torch.zeros(1)}, not_script)
+    with pytest.raises(GanError, match="is not a TorchScript file"):
+        load_feature_space(FeatureConfig(features=str(not_script)), CPU)
+
+    class PerPixel(nn.Module):
+        def forward(self, images: torch.Tensor) -> torch.Tensor:
+            return images
+
+    with pytest.raises(GanError, match=r"must return one vector per image, shape \(N, D\)"):
+        load_feature_space(FeatureConfig(features=scripted(tmp_path, PerPixel())), CPU)
