@@ -36,6 +36,12 @@ class _Precomputed(nn.Module):
         return features
 
 
+def kid_subset_size(smallest: int) -> int:
+    """The usual 1000, or half the smaller set: subsets as large as the set would all be the same images,
+    and KID's spread over subsets would say nothing."""
+    return min(KID_SUBSET_SIZE, max(2, smallest // 2))
+
+
 def fid_kid(real: torch.Tensor, fake: torch.Tensor, seed: int = 0) -> dict[str, float]:
     """FID, and KID's mean and std over random subsets (seeded, so repeated evaluations agree)."""
     smallest = min(len(real), len(fake))
@@ -45,7 +51,7 @@ def fid_kid(real: torch.Tensor, fake: torch.Tensor, seed: int = 0) -> dict[str, 
     with warnings.catch_warnings():  # it warns that KID keeps every feature: here they are already in memory
         warnings.simplefilter("ignore", UserWarning)
         kid = KernelInceptionDistance(feature=_Precomputed(real.shape[1]), subsets=KID_SUBSETS,
-                                      subset_size=min(KID_SUBSET_SIZE, smallest))
+                                      subset_size=kid_subset_size(smallest))
     for metric in (fid, kid):
         metric.update(real.double(), real=True)
         metric.update(fake.double(), real=False)

@@ -33,6 +33,7 @@ def test_precision_and_recall_tell_quality_from_diversity():
 def test_small_sets_adapt_instead_of_crashing():
     scores = distribution_metrics(cloud(3), cloud(4, seed=1))  # KID subsets of 3, k = 2
     assert all(torch.isfinite(torch.tensor(v)) for v in scores.values())
+    assert fid_kid(cloud(60), cloud(60, shift=0.5, seed=1))["kid_std"] > 0  # subsets of half: a real spread
     with pytest.raises(GanError, match="at least 2 real and 2 generated images"):
         distribution_metrics(cloud(1), cloud(5))
 
