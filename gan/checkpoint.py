@@ -83,9 +83,12 @@ def find_checkpoint(path: str) -> Path:
 def pick_checkpoint(run: str, choice: str) -> str:
     """The checkpoint a command means: --checkpoint FILE; or of --run DIR, best.pt (the default when training
     evaluated the run) or the newest (`last`)."""
-    if not run or choice not in ("", "best", "last"):
-        return choice or run
     folder = Path(run).expanduser()
+    if not run or choice not in ("", "best", "last"):
+        file = Path(choice).expanduser()
+        if run and file.resolve().parent != folder.resolve():
+            raise GanError(f"--checkpoint {file} is not in --run {folder}: give the file alone, or best / last")
+        return choice or run
     best = folder / BEST
     if choice == "best" and not best.is_file():
         raise GanError(f"{folder} has no {BEST}: training writes it when --eval-every is on. Use --checkpoint last")

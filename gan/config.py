@@ -135,9 +135,10 @@ class TrainConfig:
     def validate(self) -> None:
         positive = ("steps", "batch_size", "g_lr", "d_lr", "log_every", "image_every", "checkpoint_every", "keep",
                     "r1_every")
-        for name in ("eval_every", "eval_count"):
-            if getattr(self, name) < 0:
-                raise GanError(f"{flag_name(name)} must be 0 (off / auto) or more, got {getattr(self, name)}")
+        if self.eval_every < 0:
+            raise GanError(f"--eval-every must be 0 (off) or more, got {self.eval_every}")
+        if self.eval_count < 0 or self.eval_count == 1:
+            raise GanError(f"--eval-count must be 0 (auto) or 2 or more, got {self.eval_count}")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise GanError(f"{flag_name(name)} must be positive, got {getattr(self, name)}")
@@ -251,24 +252,24 @@ class EvalConfig:
     run: str = option("", "run folder to evaluate: its best.pt when training evaluated it, else its newest checkpoint")
     checkpoint: str = option("", "best or last (of --run), or a checkpoint file")
     real: str = option("", "real images to compare with, e.g. a held-out folder (default: the run's training images)")
-    count: int = option(0, "images to generate (0: as many as the real images, 500 to 5000)")
+    count: int = option(0, "images to generate (0: the run's --eval-count, as training measured)")
     nearest: bool = option(False, "memorization report: each sample's nearest training image, the copy rate, and a grid "
                            "of the closest pairs")
+    features: str = option("", "feature space: inception, random, auto or a TorchScript file (default: the run's)")
+    inception_weights: str = option("", "Inception-v3 FID weights file (default: the run's)")
     seed: int = option(0, "image i uses seed S+i (training's evaluations use seed 0)")
     batch_size: int = option(64, "images per forward pass")
     device: str = option("auto", "where to evaluate: auto picks cuda, then mps, then cpu", ("auto", "cuda", "mps", "cpu"))
-    metrics: FeatureConfig = field(default_factory=FeatureConfig)
 
     def validate(self) -> None:
         validate_source(self.run, self.checkpoint)
-        if self.count < 0:
-            raise GanError(f"--count must be 0 (auto) or more, got {self.count}")
+        if self.count < 0 or self.count == 1:
+            raise GanError(f"--count must be 0 (the run's) or 2 or more, got {self.count}")
         if self.batch_size < 1:
             raise GanError(f"--batch-size must be positive, got {self.batch_size}")
         last_seed = MAX_SEED - max(self.count, 5000)
         if not 0 <= self.seed <= last_seed:
             raise GanError(f"--seed must be between 0 and {last_seed}, got {self.seed}")
-        self.metrics.validate()
 
 
 def to_dict(cfg) -> dict:

@@ -8,6 +8,7 @@ import dataclasses
 import io
 import itertools
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -16,15 +17,15 @@ import torch
 from torch import nn
 
 from gan import device as devices
-from gan.checkpoint import load_checkpoint, pick_checkpoint
-from gan.config import EvalConfig, RunConfig
+from gan.checkpoint import BEST, load_checkpoint, pick_checkpoint
+from gan.config import EvalConfig, FeatureConfig, RunConfig
 from gan.data import ImageDataset, load_dataset
 from gan.errors import GanError
 from gan.features import FeatureSpace, embed, load_feature_space
 from gan.files import write_text
 from gan.generate import generate, load_generator, spread, to_uint8
 from gan.metrics import COPY_FRACTION, CopyDetector, NearestTraining, distribution_metrics
-from gan.tracking import image_grid, progress_bar, save_png
+from gan.tracking import image_grid, save_png
 
 _PAIRS_SHOWN = 16  # closest sample/training pairs in the memorization grid
 
@@ -52,8 +53,12 @@ class Evaluator:
 
     def __init__(self, space: FeatureSpace, real: ImageDataset, class_names: list[str], conditional: bool,
                  count: int, device: torch.device, batch_size: int = 64, seed: int = 0):
+        if len(real) < 2 or count < 2:
+            raise GanError(f"the metrics need at least 2 real and 2 generated images, got {len(real)} and {count}")
         self.space, self.device, self.batch_size = space, device, batch_size
         self.class_names = class_names
+        # What makes two evaluations' numbers comparable (best.pt is only ever replaced by a comparable one).
+        self.identity = f"{space.name} features, {count} samples from seed {seed}"
         # Real labels as indices into the generator's classes (-1: a class the generator does not know).
         known = torch.tensor([class_names.index(n) if n in class_names else -1 for n in real.class_names])
         self.real_labels = known[real.labels]
@@ -86,6 +91,31 @@ class Evaluator:
     def evaluate(self, G: nn.Module) -> dict:
         samples = self.samples(G)
         return self.score(self.features(samples), samples)
+
+
+def training_evaluator(cfg: RunConfig, dataset: ImageDataset, device: torch.device, log) -> Evaluator | None:
+    """What scores the generator every --eval-every steps (None: evaluation off)."""
+    if not cfg.train.eval_every:
+        return None
+    if len(dataset) < 2:
+        log("note: the metrics need at least 2 real images, so this run is not evaluated and keeps no best.pt")
+        return None
+    space = load_feature_space(cfg.metrics, device, log)
+    count = eval_count(cfg.train.eval_count, len(dataset))
+    return Evaluator(space, dataset, cfg.data.class_names, bool(cfg.num_classes), count, device)
+
+
+def best_kid_so_far(run_dir: Path, evaluator: Evaluator, log) -> float:
+    """The KID best.pt holds when it was measured the way this session measures (else it will be replaced)."""
+    best = run_dir / BEST
+    if not best.is_file():
+        return math.inf
+    state = load_checkpoint(str(best)).state
+    if state.get("evaluation") != evaluator.identity:
+        log(f"note: {best} was scored with {state.get('evaluation')}, this session scores with "
+            f"{evaluator.identity}; the first evaluation replaces it")
+        return math.inf
+    return float(state["metrics"]["kid"])
 
 
 def copy_detector(space: FeatureSpace, train: ImageDataset, device: torch.device, batch_size: int = 64) -> CopyDetector:
@@ -164,41 +194,41 @@ def _real_set(cfg: EvalConfig, trained: RunConfig, log) -> tuple[ImageDataset, s
 
 
 def evaluate_run(cfg: EvalConfig, log: Callable[[str], None] = print) -> EvalResult:
-    """`gan eval`: score a checkpoint, write eval-<step>.json (and the memorization files) into its run folder."""
+    """`gan eval`: score a checkpoint, write eval-<step>.json (and the memorization files) into its run folder.
+    Unless told otherwise it measures as training did (feature space, sample count, seeds), so it repeats the
+    numbers training logged."""
     cfg.validate()
     checkpoint = load_checkpoint(pick_checkpoint(cfg.run, cfg.checkpoint))
     trained = checkpoint.saved_config()
     device = devices.pick_device(cfg.device)
-    space = load_feature_space(cfg.metrics, device, log)
+    space = load_feature_space(FeatureConfig(cfg.features or trained.metrics.features,
+                                             cfg.inception_weights or trained.metrics.inception_weights), device, log)
     real, real_path = _real_set(cfg, trained, log)
-    count = eval_count(cfg.count, len(real))
+    detector = train = None
+    if cfg.nearest:  # before the long part, so that a training set too small to check fails at once
+        train = real if not cfg.real else training_images(trained, "--nearest", log)
+        detector = copy_detector(space, train, device, cfg.batch_size)
+    count = eval_count(cfg.count or trained.train.eval_count, len(real))
     log(f"evaluating {checkpoint.path} (step {checkpoint.step}): {count} generated vs {len(real)} real images, "
         f"'{space.name}' features")
-    with progress_bar(4 if cfg.nearest else 3, "evaluating", unit="stage") as bar:
-        evaluator = Evaluator(space, real, trained.data.class_names, bool(trained.num_classes), count, device,
-                              cfg.batch_size, cfg.seed)
-        bar.update()
-        samples = evaluator.samples(load_generator(checkpoint, device))
-        fake = evaluator.features(samples)
-        bar.update()
-        report = {
-            "checkpoint": str(checkpoint.path), "step": checkpoint.step, "features": space.name,
-            "comparable_to_published_fid": space.comparable, "real": real_path, "num_real": len(real),
-            "num_generated": count, "seed": cfg.seed, **evaluator.score(fake, samples, per_class=True),
-        }
-        bar.update()
-        run_dir = checkpoint.path.parent
-        name = f"{checkpoint.step:07d}{_free_suffix(run_dir, checkpoint.step)}"
-        grid = nearest_csv = None
-        if cfg.nearest:
-            train = real if not cfg.real else training_images(trained, "--nearest", log)
-            detector = copy_detector(space, train, device, cfg.batch_size)
-            nearest = detector.nearest(fake, as_unit(samples.images))
-            report["memorization"] = memorization_summary(nearest, detector)
-            grid, nearest_csv = run_dir / f"nearest-{name}.png", run_dir / f"nearest-{name}.csv"
-            save_png(pairs_grid(samples, nearest, train), grid)
-            write_text(nearest_csv, _nearest_rows(samples, nearest, train, trained.data.class_names))
-            bar.update()
+    evaluator = Evaluator(space, real, trained.data.class_names, bool(trained.num_classes), count, device,
+                          cfg.batch_size, cfg.seed)
+    samples = evaluator.samples(load_generator(checkpoint, device))
+    fake = evaluator.features(samples)
+    report = {
+        "checkpoint": str(checkpoint.path), "step": checkpoint.step, "features": space.name,
+        "comparable_to_published_fid": space.comparable, "real": real_path, "num_real": len(real),
+        "num_generated": count, "seed": cfg.seed, **evaluator.score(fake, samples, per_class=True),
+    }
+    run_dir = checkpoint.path.parent
+    name = f"{checkpoint.step:07d}{_free_suffix(run_dir, checkpoint.step)}"
+    grid = nearest_csv = None
+    if detector:
+        nearest = detector.nearest(fake, as_unit(samples.images))
+        report["memorization"] = memorization_summary(nearest, detector)
+        grid, nearest_csv = run_dir / f"nearest-{name}.png", run_dir / f"nearest-{name}.csv"
+        save_png(pairs_grid(samples, nearest, train), grid)
+        write_text(nearest_csv, _nearest_rows(samples, nearest, train, trained.data.class_names))
     path = run_dir / f"eval-{name}.json"
     write_text(path, json.dumps(report, indent=2) + "\n")
     return EvalResult(report, path, grid, nearest_csv)

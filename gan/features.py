@@ -85,6 +85,7 @@ class ScriptedFeatures(FeatureSpace):
     """A user's TorchScript module; it receives RGB float images in [0, 1] at the run's resolution."""
 
     comparable = False
+    num_features = 0  # known after the first batch
 
     def __init__(self, path: Path, device: torch.device):
         super().__init__()
@@ -96,18 +97,20 @@ class ScriptedFeatures(FeatureSpace):
         except Exception as error:  # not a TorchScript archive, truncated ...
             raise GanError(f"--features {path} is not a TorchScript file ({error}); save the feature extractor "
                            f"with torch.jit.save(torch.jit.script(model), path)") from None
-        with torch.no_grad():
-            try:
-                probe = self(torch.zeros(2, 3, 32, 32, device=device))
-            except Exception as error:
-                raise GanError(f"--features {path} fails on a batch of two 32 x 32 RGB images: {error}") from None
-        if probe.dim() != 2 or probe.shape[0] != 2:
-            raise GanError(f"--features {path} must return one vector per image, shape (N, D); it returned "
-                           f"{tuple(probe.shape)} for 2 images")
-        self.num_features = probe.shape[1]
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net(_rgb(images.float()).add(1).div(2)).float()
+        shape = tuple(images.shape[:1]) + (3,) + tuple(images.shape[2:])
+        try:
+            features = self.net(_rgb(images.float()).add(1).div(2))
+        except Exception as error:  # the user's code: any error, stated in one line
+            message = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+            raise GanError(f"--features {self.name} fails on images of shape {shape}: {message}") from None
+        if not isinstance(features, torch.Tensor) or features.dim() != 2 or features.shape[0] != shape[0]:
+            got = tuple(features.shape) if isinstance(features, torch.Tensor) else type(features).__name__
+            raise GanError(f"--features {self.name} must return one vector per image, shape (N, D); it returned "
+                           f"{got} for {shape[0]} images")
+        self.num_features = features.shape[1]
+        return features.float()
 
 
 def _rgb(images: torch.Tensor) -> torch.Tensor:
@@ -160,4 +163,7 @@ def embed(space: FeatureSpace, images: torch.Tensor, batch_size: int, device: to
     for start in range(0, len(images), batch_size):
         batch = images[start : start + batch_size].to(device).float() / 127.5 - 1.0
         parts.append(space(batch).cpu())
-    return torch.cat(parts) if parts else torch.zeros(0, space.num_features)
+    features = torch.cat(parts) if parts else torch.zeros(0, space.num_features)
+    if not torch.isfinite(features).all():
+        raise GanError(f"the '{space.name}' feature space gave NaN or infinite features; the metrics need finite ones")
+    return features

@@ -22,6 +22,7 @@ KID_SUBSETS = 100
 KID_SUBSET_SIZE = 1000  # the usual size; smaller sets use all they have
 PR_NEIGHBOURS = 3  # k of the k-NN manifolds, as in the paper
 COPY_FRACTION = 0.5  # a copy is closer to a training image than this x that image's distance to its nearest neighbour
+MIN_TRAINING_IMAGES = 3  # the copy check compares each image's neighbours without it: two others at least
 _CHUNK = 1024  # rows of a distance matrix computed at once, to bound memory
 
 
@@ -67,18 +68,28 @@ def _rows(a: torch.Tensor, b: torch.Tensor):
         yield start, torch.cdist(a[start : start + _CHUNK].double(), b.double())
 
 
-def neighbours(a: torch.Tensor, b: torch.Tensor, k: int = 1,
-               exclude_self: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def neighbours(a: torch.Tensor, b: torch.Tensor, k: int = 1, exclude_self: bool = False,
+               distinct: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """For each row of `a`, the distances (N, k) to and indices (N, k) of its k nearest rows of `b`, nearest
-    first; with exclude_self, b is a itself and a row is not its own neighbour."""
+    first. exclude_self: b is a, and a row is not its own neighbour. distinct: rows equal to it (itself and exact
+    duplicates) are not neighbours either; distance inf when there is no other."""
+    tolerance = _equal_within(a, b) if distinct else 0.0
     distances, indices = [], []
     for start, block in _rows(a, b):
         if exclude_self:
             block[torch.arange(len(block)), torch.arange(start, start + len(block))] = float("inf")
+        if distinct:
+            block[block <= tolerance] = float("inf")
         d, i = block.topk(k, 1, largest=False)
         distances.append(d)
         indices.append(i)
     return torch.cat(distances), torch.cat(indices)
+
+
+def _equal_within(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Distances below this are equal rows: distances from matrix products carry rounding of about 1e-8 of the
+    vectors' length (in float64), so 1e-6 of it is far above the rounding and far below any real difference."""
+    return 1e-6 * float(torch.cat([a, b]).double().norm(dim=1).max())
 
 
 def _coverage(points: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor) -> float:
@@ -121,46 +132,38 @@ class NearestTraining:
         return self.feature_ratio <= COPY_FRACTION
 
 
-def _ratio(distance: torch.Tensor, scale: torch.Tensor, typical: float) -> torch.Tensor:
-    """distance / scale. Distances come from matrix products and carry rounding of about 1e-8 of the data's
-    `typical` distance; a tolerance far above that keeps an exact copy of a duplicated image (about 0 / 0) near 0."""
-    return distance / (scale + 1e-6 * typical)
-
-
-def _leave_one_out_ratios(x: torch.Tensor) -> torch.Tensor:
-    """The copy ratio each training image would get as a sample against all the other training images: its
-    distance to its nearest neighbour u over u's distance to its nearest neighbour other than itself."""
-    distances, indices = neighbours(x, x, k=2, exclude_self=True)
-    u = indices[:, 0]
-    # u's nearest neighbour without t: u's second nearest when t is u's nearest.
-    scale = torch.where(indices[u, 0] == torch.arange(len(x)), distances[u, 1], distances[u, 0])
-    return _ratio(distances[:, 0], scale, float(distances[:, 0].mean()))
+def _leave_one_out_ratios(x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """The copy ratio each training image t would get as a sample against the other training images: its
+    distance to its nearest other image u over u's distance to its nearest distinct image other than t."""
+    distance, u = (column[:, 0] for column in neighbours(x, x, exclude_self=True))
+    second, second_index = neighbours(x, x, k=2, distinct=True)
+    without_t = torch.where(second_index[u, 0] == torch.arange(len(x)), second[u, 1], scale[u])
+    return distance / without_t
 
 
 class CopyDetector:
     """Flags samples that sit closer to a training image than that image sits to any other training image.
 
     The scale is local: a sample is a copy of training image t when its distance to t is at most COPY_FRACTION x
-    the distance from t to its own nearest training neighbour. Dense regions of the data (plain backgrounds,
-    near-duplicates) get a tight threshold, sparse ones a loose one. `real_copy_rate` is how many training images
-    are themselves that close to another one: the rate to compare a generator's copy rate with.
+    the distance from t to its nearest distinct training neighbour (exact duplicates of t do not count, or a
+    duplicated image, the likeliest to be memorised, would get a threshold of 0). Dense regions of the data
+    (plain backgrounds, near-duplicates) get a tight threshold, sparse ones a loose one. `real_copy_rate` is how
+    many training images are themselves that close to another one: the rate to compare a generator's with.
     """
 
     def __init__(self, train_features: torch.Tensor, train_pixels: torch.Tensor):
-        if len(train_features) < 3:
-            raise GanError("the memorization check needs at least 3 training images")
+        if len(train_features) < MIN_TRAINING_IMAGES:
+            raise GanError(f"the memorization check needs at least {MIN_TRAINING_IMAGES} training images")
         self.train_features, self.train_pixels = train_features, train_pixels.flatten(1)
-        self.feature_scale = neighbours(train_features, train_features, exclude_self=True)[0][:, 0]
-        self.pixel_scale = neighbours(self.train_pixels, self.train_pixels, exclude_self=True)[0][:, 0]
-        self.real_ratio = _leave_one_out_ratios(train_features)
+        self.feature_scale = neighbours(train_features, train_features, distinct=True)[0][:, 0]
+        self.pixel_scale = neighbours(self.train_pixels, self.train_pixels, distinct=True)[0][:, 0]
+        self.real_ratio = _leave_one_out_ratios(train_features, self.feature_scale)
         self.real_copy_rate = float((self.real_ratio <= COPY_FRACTION).double().mean())
 
     def nearest(self, features: torch.Tensor, pixels: torch.Tensor) -> NearestTraining:
         feature_distance, feature_index = (t[:, 0] for t in neighbours(features, self.train_features))
         pixel_distance, pixel_index = (t[:, 0] for t in neighbours(pixels.flatten(1), self.train_pixels))
         return NearestTraining(
-            feature_distance, feature_index, _ratio(feature_distance, self.feature_scale[feature_index],
-                                                    float(self.feature_scale.mean())),
-            pixel_distance, pixel_index, _ratio(pixel_distance, self.pixel_scale[pixel_index],
-                                                float(self.pixel_scale.mean())),
+            feature_distance, feature_index, feature_distance / self.feature_scale[feature_index],
+            pixel_distance, pixel_index, pixel_distance / self.pixel_scale[pixel_index],
         )

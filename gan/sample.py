@@ -32,7 +32,7 @@ from gan.tracking import GRID_SIZE, image_grid, progress_bar, save_png
 _PIL_FORMATS = {"png": ("PNG", {}), "jpg": ("JPEG", {"quality": 95})}
 
 
-MAX_TRIES = 10  # with --reject-copies, give up after generating this many times the images asked for
+MAX_TRIES = 10  # with --reject-copies, rounds of making rejected images again before giving up
 
 
 @dataclass
@@ -92,19 +92,26 @@ class _GridPicker:
 
 def _batches(G: nn.Module, plan: list[int | None], first_seed: int, batch_size: int, device: torch.device,
              is_copy: Callable[[torch.Tensor], torch.Tensor] | None) -> Iterator[tuple[torch.Tensor, list, list, int]]:
-    """(images, seeds, labels, number rejected) batches for the classes in `plan` (None: unconditional), seeds counting up from
-    `first_seed`. With `is_copy`, a rejected image is replaced by one of the same class from the next free seed;
-    after MAX_TRIES x the planned number of images the batches stop, however many are still missing."""
-    pending, seed, budget = deque(plan), first_seed, MAX_TRIES * len(plan)
-    while pending and budget > 0:
-        labels = [pending.popleft() for _ in range(min(batch_size, len(pending), budget))]
-        seeds = list(range(seed, seed + len(labels)))
-        seed, budget = seed + len(labels), budget - len(labels)
-        images = next(generate(G, seeds, None if labels[0] is None else labels, len(labels), device))
-        copies = is_copy(images).tolist() if is_copy is not None else [False] * len(labels)
-        pending.extendleft(reversed([label for label, copy in zip(labels, copies) if copy]))
-        kept = [i for i, copy in enumerate(copies) if not copy]
-        yield images[kept], [seeds[i] for i in kept], [labels[i] for i in kept], len(labels) - len(kept)
+    """(images, seeds, labels, number rejected) batches for the classes in `plan` (None: unconditional); image i
+    of the plan uses seed first_seed + i. With `is_copy`, the rejected images are made again, in plan order, from
+    the seeds after the plan, for at most MAX_TRIES rounds; which seed makes which image never depends on
+    batch_size."""
+    todo, seed = list(range(len(plan))), first_seed
+    for _ in range(MAX_TRIES if is_copy else 1):
+        rejected = []
+        for start in range(0, len(todo), batch_size):
+            positions = todo[start : start + batch_size]
+            seeds = list(range(seed + start, seed + start + len(positions)))
+            labels = [plan[i] for i in positions]
+            images = next(generate(G, seeds, None if labels[0] is None else labels, len(seeds), device))
+            copies = is_copy(images).tolist() if is_copy else [False] * len(seeds)
+            rejected += [i for i, copy in zip(positions, copies) if copy]
+            kept = [j for j, copy in enumerate(copies) if not copy]
+            yield images[kept], [seeds[j] for j in kept], [labels[j] for j in kept], len(seeds) - len(kept)
+        seed += len(todo)
+        todo = rejected
+        if not todo:
+            return
 
 
 def _file_for(out: Path, names: list[str], label: int | None, seed: int, fmt: str) -> Path:
@@ -153,10 +160,10 @@ def export(cfg: SampleConfig, log: Callable[[str], None] = print) -> ExportResul
     grid_file = Path(cfg.grid).expanduser() if cfg.grid else None
     if grid_file and grid_file.is_dir():
         raise GanError(f"--grid {grid_file} is a folder; give a file name such as {grid_file / 'preview.png'}")
+    is_copy = _copy_filter(trained, device, cfg.batch_size, log) if cfg.reject_copies else None
     out = prepare_out(cfg.out, cfg.overwrite)
     names = trained.data.class_names
     plan = labels if labels is not None else [None] * cfg.count
-    is_copy = _copy_filter(trained, device, cfg.batch_size, log) if cfg.reject_copies else None
     log(f"exporting {len(plan)} images from {checkpoint.path} (step {checkpoint.step}) to {out}")
 
     grid = _GridPicker(labels is not None)
@@ -183,8 +190,8 @@ def export(cfg: SampleConfig, log: Callable[[str], None] = print) -> ExportResul
     if cfg.reject_copies:
         log(f"rejected {rejected} near-copies of training images (replaced by images from later seeds)")
     if len(files) < len(plan):
-        log(f"warning: only {len(files)} of {len(plan)} images were written: after {MAX_TRIES * len(plan)} tries "
-            f"the rest were all near-copies of training images. The model memorises its data: evaluate an earlier "
+        log(f"warning: only {len(files)} of {len(plan)} images were written: after {MAX_TRIES} rounds the rest "
+            f"were still near-copies of training images. The model memorises its data: evaluate an earlier "
             f"checkpoint (gan eval --nearest), or retrain with more augmentation.")
 
     manifest = out / "manifest.csv"

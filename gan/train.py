@@ -17,8 +17,7 @@ from gan.checkpoint import Checkpoint, list_checkpoints, new_run_dir, save_best,
 from gan.config import RunConfig, parse_policy, shape_differences, to_dict
 from gan.data import ImageDataset, RealBatches, load_dataset
 from gan.errors import GanError
-from gan.evaluate import Evaluator, eval_count
-from gan.features import load_feature_space
+from gan.evaluate import best_kid_so_far, training_evaluator
 from gan.losses import LOSSES, r1_penalty
 from gan.models import Discriminator, Generator, ema_decay_at, refresh_batchnorm_stats, update_ema
 from gan.stopping import StopSignals
@@ -69,7 +68,6 @@ class Loop:
     augment_p: AugmentProbability
     policy: tuple[str, ...]
     r1: torch.Tensor  # the latest R1 penalty (it is only computed every --r1-every steps)
-    best_kid: float = math.inf  # of this run's evaluations so far: what best.pt holds
 
 
 def seeded(seed: int, stream: int, device: torch.device | str = "cpu") -> torch.Generator:
@@ -109,7 +107,6 @@ def training_state(loop: Loop, step: int, cfg: RunConfig, data_fingerprint: str)
         "augment_generator": loop.augment_generator.get_state(),
         "augment_p": loop.augment_p.state_dict(),
         "r1": loop.r1.cpu(),
-        "best_kid": loop.best_kid,
     }
 
 
@@ -137,7 +134,6 @@ def _restore(checkpoint: Checkpoint, loop: Loop, cfg: RunConfig, log: Callable[[
     if cfg.train.augment_p != "auto":  # a fixed --augment-p given on resume wins over the saved one
         loop.augment_p.p = fixed_p
     loop.r1 = state["r1"].to(loop.r1.device)
-    loop.best_kid = float(state.get("best_kid", math.inf))
 
 
 def train_step(loop: Loop, cfg: RunConfig, device: torch.device, amp: torch.dtype | None, step: int) -> torch.Tensor:
@@ -327,15 +323,10 @@ def train(cfg: RunConfig, resume: Checkpoint | None = None, log: Callable[[str],
     if resume:
         _restore(resume, loop, cfg, log)
         start = resume.step
-    evaluator = None
-    if t.eval_every:  # built before the run folder, so a missing feature extractor fails before any work
-        space = load_feature_space(cfg.metrics, device, log)
-        evaluator = Evaluator(space, dataset, cfg.data.class_names, bool(cfg.num_classes),
-                              eval_count(t.eval_count, len(dataset)), device)
+    evaluator = training_evaluator(cfg, dataset, device, log)  # before the run folder: bad features fail early
     # Only now, with everything checked, does the run touch its folder.
     run_dir = _run_folder(cfg, resume, log)
-    if resume and run_dir != resume.path.parent:
-        loop.best_kid = math.inf  # a new folder has no best.pt yet
+    best_kid = best_kid_so_far(run_dir, evaluator, log) if evaluator else math.inf
     save_config(run_dir, cfg)
     resuming = f", resuming {resume.path.name} at step {start}" if resume else ""
     log(f"run folder: {run_dir}  (device {device}, {'bf16 autocast' if amp else 'fp32'}{resuming})")
@@ -361,12 +352,14 @@ def train(cfg: RunConfig, resume: Checkpoint | None = None, log: Callable[[str],
         return save_checkpoint(run_dir, state, cfg.train.keep)
 
     def evaluate(step: int) -> None:
+        nonlocal best_kid
         refresh_ema_stats(step)
         scores = evaluator.evaluate(nets.G_ema)
         note = ""
-        if math.isfinite(scores["kid"]) and scores["kid"] < loop.best_kid:
-            loop.best_kid = scores["kid"]
-            save_best(run_dir, {**training_state(loop, step, cfg, dataset.fingerprint), "metrics": scores})
+        if scores["kid"] < best_kid:
+            best_kid = scores["kid"]
+            state = training_state(loop, step, cfg, dataset.fingerprint)
+            save_best(run_dir, {**state, "metrics": scores, "evaluation": evaluator.identity})
             note = "  (best so far: best.pt)"
         tracker.metrics(step, {name: scores[key] for name, key in METRICS.items()}, note)
         tracker.restart_clock()
@@ -406,10 +399,11 @@ def train(cfg: RunConfig, resume: Checkpoint | None = None, log: Callable[[str],
                     flush(window, step)
                 if last or step % t.image_every == 0:
                     save_grid(step)
-                if evaluator and not stopping and (step == t.steps or step % t.eval_every == 0):
-                    evaluate(step)
                 if last or step % t.checkpoint_every == 0:
                     checkpoint = save(step)
+                # After the checkpoint, so that a failing evaluation never costs training steps.
+                if evaluator and not stopping and (step == t.steps or step % t.eval_every == 0):
+                    evaluate(step)
                 if stopping:
                     break
     finally:

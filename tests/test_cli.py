@@ -69,7 +69,7 @@ def test_help_lists_every_flag_with_its_default(capsys):
             parser.parse_args([command, "--help"])
         helps[command] = capsys.readouterr().out
     sections = {"train": (DataConfig, ModelConfig, TrainConfig, FeatureConfig), "sample": (SampleConfig,),
-                "eval": (EvalConfig, FeatureConfig)}
+                "eval": (EvalConfig,)}
     for command, classes in sections.items():
         for cls in classes:
             for field in dataclasses.fields(cls):
@@ -88,7 +88,9 @@ def test_help_lists_every_flag_with_its_default(capsys):
         (["sample", "--out", "o"], "error: give --run DIR (its best.pt, else its newest checkpoint) or --checkpoint"),
         (["sample", "--checkpoint", "best", "--out", "o"], "error: give --run DIR"),
         (["eval", "--run", "/nonexistent/run"], "error: /nonexistent/run does not exist"),
-        (["eval", "--run", "r", "--count", "-1"], "error: --count must be 0 (auto) or more"),
+        (["eval", "--run", "r", "--count", "1"], "error: --count must be 0 (the run's) or 2 or more"),
+        (["eval", "--run", "r", "--checkpoint", "elsewhere/checkpoint-0000002.pt"], "error: --checkpoint elsewhere"),
+        (["train", "--data", "x", "--eval-count", "1"], "error: --eval-count must be 0 (auto) or 2 or more"),
     ],
 )
 def test_bad_input_gives_one_clear_line(argv, message, capsys):

@@ -8,7 +8,7 @@ from PIL import Image
 import gan.evaluate as evaluate_module
 from conftest import stats_records, tiny_config, write_images
 from gan.checkpoint import load_checkpoint
-from gan.config import EvalConfig, FeatureConfig
+from gan.config import EvalConfig
 from gan.data import load_dataset
 from gan.errors import GanError
 from gan.evaluate import as_unit, copy_filter, evaluate_run, format_report
@@ -34,7 +34,7 @@ def trained_config(run):
 
 
 def evaluation(run, **settings) -> EvalConfig:
-    cfg = EvalConfig(run=str(run), count=16, device="cpu", metrics=FeatureConfig(features="random"))
+    cfg = EvalConfig(run=str(run), device="cpu")  # measured as training did: random features, 16 samples
     for name, value in settings.items():
         setattr(cfg, name, value)
     return cfg

@@ -91,9 +91,9 @@ def test_inception_weights_load_safely_and_give_2048_features(tmp_path, monkeypa
 
 def test_a_torchscript_file_is_a_feature_space(tmp_path):
     space = load_feature_space(FeatureConfig(features=scripted(tmp_path)), CPU)
-    assert space.num_features == 6 and not space.comparable
     white = torch.full((1, 3, 16, 16), 255, dtype=torch.uint8)
     assert embed(space, white, 1, CPU)[0, :3].tolist() == [1.0, 1.0, 1.0]  # it receives RGB in [0, 1]
+    assert space.num_features == 6 and not space.comparable
     assert embed(space, images(2, channels=1), 2, CPU).shape == (2, 6)
 
 
@@ -109,5 +109,26 @@ def test_unusable_feature_files_are_clear_errors(tmp_path):
         def forward(self, images: torch.Tensor) -> torch.Tensor:
             return images
 
-    with pytest.raises(GanError, match=r"must return one vector per image, shape \(N, D\)"):
-        load_feature_space(FeatureConfig(features=scripted(tmp_path, PerPixel())), CPU)
+    space = load_feature_space(FeatureConfig(features=scripted(tmp_path, PerPixel())), CPU)
+    with pytest.raises(GanError, match=r"must return one vector per image, shape \(N, D\); it returned \(2, 3, 16, 16\)"):
+        embed(space, images(2), 2, CPU)
+
+    class Fixed32(nn.Module):  # a model made for one resolution, used at another
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(3 * 32 * 32, 4)
+
+        def forward(self, images: torch.Tensor) -> torch.Tensor:
+            return self.linear(images.flatten(1))
+
+    space = load_feature_space(FeatureConfig(features=scripted(tmp_path, Fixed32())), CPU)
+    with pytest.raises(GanError, match=r"features.pt fails on images of shape \(2, 3, 16, 16\): .*"):
+        embed(space, images(2), 2, CPU)
+
+    class NotANumber(nn.Module):
+        def forward(self, images: torch.Tensor) -> torch.Tensor:
+            return images.mean((2, 3)) * float("nan")
+
+    space = load_feature_space(FeatureConfig(features=scripted(tmp_path, NotANumber())), CPU)
+    with pytest.raises(GanError, match="gave NaN or infinite features"):
+        embed(space, images(2), 2, CPU)

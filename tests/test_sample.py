@@ -207,3 +207,29 @@ def test_reject_copies_gives_up_with_a_warning_when_everything_is_a_copy(run_dir
     assert result.files == [] and result.rejected == 30
     assert any("only 0 of 3 images were written" in line for line in lines)
     assert (tmp_path / "o" / "manifest.csv").read_text().strip() == "file,seed,class,checkpoint,step"
+
+
+def test_reject_copies_does_not_depend_on_batch_size(conditional_run, tmp_path, monkeypatch):
+    import gan.sample as sample_module
+    from gan.data import load_dataset
+
+    training = load_dataset(load_checkpoint(str(conditional_run)).saved_config().data, lambda _: None).images
+    real_generate = sample_module.generate
+
+    def copies_for_seeds_1_and_4(G, seeds, labels, batch_size, device):
+        for batch in real_generate(G, seeds, labels, batch_size, device):
+            for i, seed in enumerate(seeds):
+                if seed in (1, 4):
+                    batch[i] = training[seed].float() / 127.5 - 1
+            yield batch
+
+    monkeypatch.setattr(sample_module, "generate", copies_for_seeds_1_and_4)
+    made = []
+    for batch_size in (2, 3, 8):
+        result = export(SampleConfig(run=str(conditional_run), per_class=3, batch_size=batch_size, reject_copies=True,
+                                     out=str(tmp_path / f"b{batch_size}")), log=lambda _: None)
+        made.append(sorted(f.relative_to(result.out).as_posix() for f in result.files))
+    assert made[0] == made[1] == made[2]
+    # Seeds 6 and 7 replace 1 and 4, in plan order, whatever the batches.
+    assert made[0] == ["cats/seed000000.png", "cats/seed000002.png", "cats/seed000006.png", "dogs/seed000003.png",
+                       "dogs/seed000005.png", "dogs/seed000007.png"]

@@ -275,7 +275,6 @@ def test_evaluations_are_logged_and_keep_the_best_checkpoint(class_folder, tmp_p
     best = min(evaluations, key=lambda s: s["Metrics/KID"])
     saved = load_checkpoint(str(result.run_dir / "best.pt"))
     assert saved.step == best["step"] and saved.state["metrics"]["kid"] == best["Metrics/KID"]
-    assert saved.state["best_kid"] == best["Metrics/KID"]
     assert any("(best so far: best.pt)" in line for line in lines)
     events = EventAccumulator(str(result.run_dir)).Reload()
     assert [e.step for e in events.Scalars("Metrics/KID")] == [2, 4, 5]
@@ -297,15 +296,48 @@ def test_a_missing_feature_extractor_fails_before_the_run_starts(flat_folder, tm
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
-def test_resume_keeps_the_best_kid_so_far(flat_folder, tmp_path):
+def test_resume_only_replaces_best_with_a_better_comparable_score(flat_folder, tmp_path):
     cfg = tiny_config(flat_folder, tmp_path / "runs", steps=2)
-    first = train(cfg, log=lambda _: None)
-    best_kid = load_checkpoint(str(first.run_dir / "best.pt")).state["metrics"]["kid"]
-    checkpoint = load_checkpoint(str(first.run_dir))
-    assert checkpoint.state["best_kid"] == best_kid
-    resumed_cfg = checkpoint.saved_config()
-    resumed_cfg.train.steps = 4
-    train(resumed_cfg, resume=checkpoint, log=lambda _: None)
-    kids = [s["Metrics/KID"] for s in stats_records(first.run_dir, "Metrics/KID")]
-    best = load_checkpoint(str(first.run_dir / "best.pt"))
-    assert best.state["metrics"]["kid"] == min(kids) and best.step == (4 if kids[-1] < kids[0] else 2)
+    run = train(cfg, log=lambda _: None).run_dir
+    best = load_checkpoint(str(run / "best.pt"))
+    assert best.state["evaluation"] == "random features, 16 samples from seed 0"
+
+    def resume_to(steps: int, **metrics) -> list[str]:
+        checkpoint = load_checkpoint(str(run))
+        resumed = checkpoint.saved_config()
+        resumed.train.steps = steps
+        for name, value in metrics.items():
+            setattr(resumed.train if name == "eval_count" else resumed.metrics, name, value)
+        lines = []
+        train(resumed, resume=checkpoint, log=lines.append)
+        return lines
+
+    # An unbeatable score in best.pt (as if a later, lost stretch of the run had scored it) is kept ...
+    torch.save({**best.state, "metrics": {**best.state["metrics"], "kid": -1.0}}, run / "best.pt")
+    resume_to(4)
+    assert load_checkpoint(str(run / "best.pt")).state["metrics"]["kid"] == -1.0
+    # ... until evaluations are measured another way, which cannot be compared with it.
+    lines = resume_to(6, eval_count=20)
+    assert any("the first evaluation replaces it" in line for line in lines)
+    replaced = load_checkpoint(str(run / "best.pt"))
+    assert replaced.step == 6 and replaced.state["evaluation"] == "random features, 20 samples from seed 0"
+
+
+def test_a_failing_evaluation_comes_after_the_checkpoint(flat_folder, tmp_path, monkeypatch):
+    import gan.evaluate
+
+    def broken(self, G):
+        raise GanError("evaluation broke")
+
+    monkeypatch.setattr(gan.evaluate.Evaluator, "evaluate", broken)
+    with pytest.raises(GanError, match="evaluation broke"):
+        train(tiny_config(flat_folder, tmp_path / "runs", steps=2), log=lambda _: None)
+    assert [p.name for p in list_checkpoints(tmp_path / "runs" / "00000-flat")] == ["checkpoint-0000002.pt"]
+
+
+def test_a_single_image_trains_without_evaluation(tmp_path):
+    write_images(tmp_path / "one", 1)
+    lines = []
+    result = train(tiny_config(tmp_path / "one", tmp_path / "runs", steps=2), log=lines.append)
+    assert any("the metrics need at least 2 real images" in line for line in lines)
+    assert result.checkpoint.exists() and not (result.run_dir / "best.pt").exists()
