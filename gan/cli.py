@@ -9,7 +9,7 @@ import sys
 import typing
 from pathlib import Path
 
-from gan.config import EvalConfig, RunConfig, SampleConfig, flag_name, to_dict
+from gan.config import AugmentConfig, EvalConfig, RunConfig, SampleConfig, ValueConfig, flag_name, to_dict
 from gan.errors import GanError
 
 DEMO_DATA = Path(__file__).resolve().parent.parent / "data" / "emoji"
@@ -126,6 +126,28 @@ def _print_eval(result) -> None:
               f"each sample's nearest training image: {result.nearest_csv}")
 
 
+def cmd_augment(args: argparse.Namespace) -> int:
+    from gan.variants import export_variants
+
+    cfg = AugmentConfig()
+    apply_flags(cfg, args)
+    result = export_variants(cfg)
+    skipped = f"; {len(result.skipped)} unreadable images skipped" if result.skipped else ""
+    print(f"wrote {len(result.files)} variants to {result.out}/ (list: {result.manifest}){skipped}")
+    return 0
+
+
+def cmd_value(args: argparse.Namespace) -> int:
+    from gan.value import measure_value
+
+    cfg = ValueConfig()
+    apply_flags(cfg, args)
+    result = measure_value(cfg)
+    print(f"\n{result.report['verdict']}.\nreport: {result.markdown} (figures: {result.json.name}, chart: "
+          f"{result.chart.name})")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Train briefly on the bundled emoji images, export synthetic ones, and say where everything is."""
     from gan.evaluate import evaluate_run
@@ -161,7 +183,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gan", description="Grow a small image dataset with a GAN.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{train,sample,eval,demo}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{train,sample,eval,augment,value,demo}")
 
     train = commands.add_parser("train", help="train a GAN on a folder of images (or resume a run)",
                                 description="Train a DCGAN on a folder of images; every run gets its own folder.")
@@ -182,6 +204,19 @@ def build_parser() -> argparse.ArgumentParser:
                                                "eval-<step>.json into its run folder.")
     add_config_flags(evaluate, EvalConfig)
     evaluate.set_defaults(handler=cmd_eval)
+
+    augment = commands.add_parser("augment", help="write classical variants (rotate, crop, blur ...) of every image",
+                                  description="Classical augmentation export: K variants of every image, in the same "
+                                              "folder layout, with a manifest.csv.")
+    add_config_flags(augment, AugmentConfig)
+    augment.set_defaults(handler=cmd_augment)
+
+    value = commands.add_parser("value", help="measure whether synthetic images help a classifier on your data",
+                                description="Train the same small classifier on real images, with classical "
+                                            "augmentation, with synthetic images and with both; test on held-out "
+                                            "real images; report the difference.")
+    add_config_flags(value, ValueConfig)
+    value.set_defaults(handler=cmd_value)
 
     demo = commands.add_parser("demo", help="train briefly on the bundled emoji images and export samples")
     demo.add_argument("--data", default=str(DEMO_DATA), help="image folder (default: the bundled emoji)")

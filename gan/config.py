@@ -16,6 +16,7 @@ from gan.errors import GanError
 AUGMENTATIONS = ("translation", "cutout", "color", "flip")
 DEFAULT_POLICY = "translation,cutout,color"  # flip only where the data allows it (not for text, digits ...)
 SMALL_DATA = 30_000  # below this many images, discriminators memorise: augment and regularise by default
+CLASSICAL_OPS = ("rotate", "crop", "blur", "scale", "translate", "flip", "brightness", "contrast")  # gan augment
 MAX_SEED = 2**60  # torch generators take 64-bit seeds; training derives a few streams from one seed
 
 
@@ -34,6 +35,16 @@ def parse_policy(policy: str) -> tuple[str, ...]:
         raise ValueError(
             f"unknown augmentation {', '.join(map(repr, unknown))}: choose from {', '.join(AUGMENTATIONS)}, or none"
         )
+    return names
+
+
+def parse_ops(ops: str) -> tuple[str, ...]:
+    """--ops value -> classical operation names: 'rotate,blur' -> ('rotate', 'blur')."""
+    names = tuple(name.strip() for name in ops.split(",") if name.strip())
+    unknown = [name for name in names if name not in CLASSICAL_OPS]
+    if unknown or not names:
+        raise ValueError(f"unknown operation {', '.join(map(repr, unknown)) or '(none given)'}: choose from "
+                         f"{', '.join(CLASSICAL_OPS)}")
     return names
 
 
@@ -270,6 +281,72 @@ class EvalConfig:
         last_seed = MAX_SEED - max(self.count, 5000)
         if not 0 <= self.seed <= last_seed:
             raise GanError(f"--seed must be between 0 and {last_seed}, got {self.seed}")
+
+
+def _validate_classical(ops: str, strength: float) -> None:
+    try:
+        parse_ops(ops)
+    except ValueError as error:
+        raise GanError(f"--ops: {error}") from None
+    if not 0 < strength <= 4:
+        raise GanError(f"--strength must be above 0 and at most 4 (1: the photo presets), got {strength}")
+
+
+@dataclass
+class AugmentConfig:
+    data: str = option("", "folder of images to make variants of: flat, or one subfolder per class")
+    out: str = option("", "folder to write the variants into, in the same layout (created if missing)")
+    per_image: int = option(4, "variants of every image")
+    ops: str = option(",".join(CLASSICAL_OPS), "operations to draw from, comma-separated (drop flip for text or digits)")
+    strength: float = option(1.0, "scales every operation's range (1: presets suited to photos)")
+    seed: int = option(0, "variant k of image i uses seed S + i * per_image + k")
+    overwrite: bool = option(False, "allow writing into a folder that already holds files")
+    background: str = option("white", "colour transparent images are composited onto (name or #rrggbb)")
+    max_pixels: int = option(80_000_000, "skip images with more pixels than this (guards against decompression bombs)")
+    workers: int = option(0, "threads that read, augment and write images (0: one per CPU core)")
+
+    def validate(self) -> None:
+        if not self.data:
+            raise GanError("--data is required: the folder of images to make variants of")
+        if not self.out:
+            raise GanError("--out is required: the folder to write the variants into")
+        if self.per_image < 1:
+            raise GanError(f"--per-image must be positive, got {self.per_image}")
+        _validate_classical(self.ops, self.strength)
+        if not 0 <= self.seed < MAX_SEED:
+            raise GanError(f"--seed must be between 0 and {MAX_SEED - 1}, got {self.seed}")
+        if self.workers < 0:
+            raise GanError(f"--workers must be 0 (auto) or more, got {self.workers}")
+
+
+@dataclass
+class ValueConfig:
+    train: str = option("", "labelled real training images: one subfolder per class")
+    test: str = option("", "labelled real test images, never used for training (refused if they overlap)")
+    out: str = option("", "folder for the report: value.json, report.md and accuracy.png")
+    synthetic: str = option("", "synthetic images in class folders (e.g. from gan sample) to mix into training")
+    classical: bool = option(False, "also train with classical augmentation on the fly, with and without synthetic")
+    synthetic_ratio: float = option(1.0, "synthetic images mixed in per real one")
+    seeds: int = option(3, "classifier trainings per configuration (seeds 0, 1, ...): accuracy is their mean ± std")
+    epochs: int = option(100, "training length, in passes over the real images (the same steps for every configuration)")
+    resolution: int = option(32, "image size the classifier sees, in pixels (a power of two, 16 or more)")
+    batch_size: int = option(64, "images per classifier step")
+    ops: str = option(",".join(CLASSICAL_OPS), "classical operations used with --classical")
+    strength: float = option(1.0, "scales the classical operations' ranges")
+    device: str = option("auto", "where to train: auto picks cuda, then mps, then cpu", ("auto", "cuda", "mps", "cpu"))
+    overwrite: bool = option(False, "allow writing the report into a folder that already holds files")
+
+    def validate(self) -> None:
+        for flag, value in (("--train", self.train), ("--test", self.test), ("--out", self.out)):
+            if not value:
+                raise GanError(f"{flag} is required (gan value --train DIR --test DIR --out DIR)")
+        if not 0 < self.synthetic_ratio <= 100:
+            raise GanError(f"--synthetic-ratio must be above 0 (and at most 100), got {self.synthetic_ratio}")
+        for name in ("seeds", "epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise GanError(f"{flag_name(name)} must be positive, got {getattr(self, name)}")
+        DataConfig(resolution=self.resolution).validate()
+        _validate_classical(self.ops, self.strength)
 
 
 def to_dict(cfg) -> dict:

@@ -45,7 +45,7 @@ class ImageDataset:
 
 def load_dataset(cfg: DataConfig, log: Callable[[str], None] = print) -> ImageDataset:
     """Scan, decode (or read from the cache) and check the images under `cfg.path`; report what was skipped."""
-    root = _check_folder(cfg.path)
+    root = check_folder(cfg.path)
     files, labels, class_names = scan_folder(root, log)
     listing = _listing(root, files, labels)
     cache = _cache_path(cfg, root, listing)
@@ -74,14 +74,15 @@ def load_dataset(cfg: DataConfig, log: Callable[[str], None] = print) -> ImageDa
     return dataset
 
 
-def _check_folder(path: str) -> Path:
+def check_folder(path: str, flag: str = "--data") -> Path:
+    """The image folder a flag names, or an error that says what is wrong with it."""
     if not path:
-        raise GanError("--data is required: the folder of images to train on")
+        raise GanError(f"{flag} is required: a folder of images")
     root = Path(path).expanduser()
     if not root.exists():
-        raise GanError(f"data folder {root} does not exist: check the path given to --data")
+        raise GanError(f"{flag[2:]} folder {root} does not exist: check the path given to {flag}")
     if not root.is_dir():
-        raise GanError(f"{root} is a file, not a folder: --data takes a folder of images (or of class subfolders)")
+        raise GanError(f"{root} is a file, not a folder: {flag} takes a folder of images (or of class subfolders)")
     return root
 
 

@@ -1,4 +1,5 @@
-"""Atomic file writes: a reader (or a crash) never sees half a checkpoint, image or manifest."""
+"""Atomic file writes (a reader, or a crash, never sees half a checkpoint, image or manifest) and output folders
+that never mix with a user's files."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import os
 import threading
 from pathlib import Path
 from typing import Callable
+
+from gan.errors import GanError
 
 
 def atomic_write(path: Path, write: Callable[[Path], None], durable: bool = False) -> None:
@@ -38,3 +41,21 @@ def _fsync(path: Path) -> None:
 
 def write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def prepare_out(out: str, overwrite: bool) -> Path:
+    """Create the output folder; refuse one that already holds files unless --overwrite."""
+    folder = Path(out).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise GanError(f"--out {folder} is a file; give a folder to write the images into")
+    existing = sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) if folder.exists() else []
+    if existing and not overwrite:
+        raise GanError(
+            f"--out {folder} already holds {len(existing)} entries (e.g. {existing[0]}); choose a new or empty "
+            f"folder, or pass --overwrite to write into it (files with the same names are replaced)"
+        )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise GanError(f"cannot create --out {folder} ({error.strerror})") from None
+    return folder

@@ -46,6 +46,15 @@ def is_image_file(path: Path) -> bool:
 
 def decode(path: str, resolution: int, background: str, max_pixels: int) -> tuple[np.ndarray, bool, bool]:
     """Read `path` as a (resolution, resolution, 3) uint8 array; also say whether it is grayscale and was upscaled."""
+    rgb, gray = open_rgb(path, background, max_pixels, draft=resolution)
+    upscaled = min(rgb.size) < resolution
+    fitted = ImageOps.fit(rgb, (resolution, resolution), method=Image.Resampling.LANCZOS)
+    return np.asarray(fitted, dtype=np.uint8), gray, upscaled
+
+
+def open_rgb(path: str, background: str, max_pixels: int, draft: int | None = None) -> tuple[Image.Image, bool]:
+    """Read `path` as an 8-bit RGB image, upright, at full size (or, for JPEG, reduced while its sides stay at
+    least `draft`); also say whether it is grayscale. Raises BadImage with a short reason."""
     if os.path.getsize(path) == 0:
         raise BadImage("empty file (0 bytes)")
     # Pillow's process-wide bomb check would override --max-pixels; the header check below replaces it.
@@ -55,17 +64,15 @@ def decode(path: str, resolution: int, background: str, max_pixels: int) -> tupl
             width, height = image.size  # from the header, before any pixel is decoded
             if width * height > max_pixels:
                 raise BadImage(f"{width}x{height} is larger than the pixel limit {max_pixels} (raise --max-pixels)")
-            image.draft("RGB", (resolution, resolution))  # JPEG: decode at a reduced scale, still >= resolution
+            if draft:
+                image.draft("RGB", (draft, draft))  # JPEG: decode at a reduced scale, still >= draft
             image.seek(0)  # first frame of an animated GIF/WebP/TIFF
-            rgb, gray = _to_rgb(ImageOps.exif_transpose(image), ImageColor.getrgb(background))
+            return _to_rgb(ImageOps.exif_transpose(image), ImageColor.getrgb(background))
     except Image.UnidentifiedImageError:
         raise BadImage(f"not an image (or not one of {FORMATS})") from None
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         reason = "truncated file" if "truncated" in str(error) else f"cannot be decoded ({error})"
         raise BadImage(reason) from None
-    upscaled = min(rgb.size) < resolution
-    fitted = ImageOps.fit(rgb, (resolution, resolution), method=Image.Resampling.LANCZOS)
-    return np.asarray(fitted, dtype=np.uint8), gray, upscaled
 
 
 def _to_rgb(image: Image.Image, background: tuple) -> tuple[Image.Image, bool]:

@@ -25,7 +25,7 @@ from gan.config import RunConfig, SampleConfig
 from gan.errors import GanError
 from gan.evaluate import copy_filter, training_images
 from gan.features import load_feature_space
-from gan.files import atomic_write, write_text
+from gan.files import atomic_write, prepare_out, write_text
 from gan.generate import generate, load_generator, spread, to_pixels
 from gan.tracking import GRID_SIZE, image_grid, progress_bar, save_png
 
@@ -128,24 +128,6 @@ def _copy_filter(trained: RunConfig, device: torch.device, batch_size: int, log)
     """is_copy(images) for --reject-copies: near-copies of the run's training images, in the run's feature space."""
     space = load_feature_space(trained.metrics, device, log)
     return copy_filter(space, training_images(trained, "--reject-copies", log), device, batch_size)
-
-
-def prepare_out(out: str, overwrite: bool) -> Path:
-    """Create the output folder; refuse one that already holds files unless --overwrite."""
-    folder = Path(out).expanduser()
-    if folder.exists() and not folder.is_dir():
-        raise GanError(f"--out {folder} is a file; give a folder to write the images into")
-    existing = sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) if folder.exists() else []
-    if existing and not overwrite:
-        raise GanError(
-            f"--out {folder} already holds {len(existing)} entries (e.g. {existing[0]}); choose a new or empty "
-            f"folder, or pass --overwrite to write into it (files with the same names are replaced)"
-        )
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise GanError(f"cannot create --out {folder} ({error.strerror})") from None
-    return folder
 
 
 def export(cfg: SampleConfig, log: Callable[[str], None] = print) -> ExportResult:

@@ -14,7 +14,8 @@ import pytest
 
 from conftest import TINY_FLAGS
 from gan.cli import build_parser, main
-from gan.config import DataConfig, EvalConfig, FeatureConfig, ModelConfig, SampleConfig, TrainConfig
+from gan.config import (AugmentConfig, DataConfig, EvalConfig, FeatureConfig, ModelConfig, SampleConfig, TrainConfig,
+                        ValueConfig)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,12 +65,12 @@ def test_dry_run_prints_the_resolved_config(flat_folder, tmp_path, capsys):
 def test_help_lists_every_flag_with_its_default(capsys):
     parser = build_parser()
     helps = {}
-    for command in ("train", "sample", "eval"):
+    for command in ("train", "sample", "eval", "augment", "value"):
         with pytest.raises(SystemExit):
             parser.parse_args([command, "--help"])
         helps[command] = capsys.readouterr().out
     sections = {"train": (DataConfig, ModelConfig, TrainConfig, FeatureConfig), "sample": (SampleConfig,),
-                "eval": (EvalConfig,)}
+                "eval": (EvalConfig,), "augment": (AugmentConfig,), "value": (ValueConfig,)}
     for command, classes in sections.items():
         for cls in classes:
             for field in dataclasses.fields(cls):
@@ -129,7 +130,7 @@ def test_sigterm_saves_and_prints_the_resume_command(flat_folder, tmp_path):
 
 def test_readme_documents_every_flag():
     readme = (ROOT / "README.md").read_text()
-    for cls in (DataConfig, ModelConfig, TrainConfig, FeatureConfig, SampleConfig, EvalConfig):
+    for cls in (DataConfig, ModelConfig, TrainConfig, FeatureConfig, SampleConfig, EvalConfig, AugmentConfig, ValueConfig):
         for field in dataclasses.fields(cls):
             if "help" in field.metadata:
                 flag = field.metadata["flag"] or "--" + field.name.replace("_", "-")

@@ -474,7 +474,7 @@ def test_a_file_instead_of_a_folder_is_refused(tmp_path):
 def test_no_data_path_asks_for_data(tmp_path):
     cfg = data_config(tmp_path, tmp_path)
     cfg.path = ""
-    with pytest.raises(GanError, match=r"^--data is required: the folder of images to train on$"):
+    with pytest.raises(GanError, match=r"^--data is required: a folder of images$"):
         load(cfg)
 
 

@@ -1,0 +1,254 @@
+"""`gan value`: does adding synthetic images help a classifier? The same small CNN (gan.classify) is trained on
+real images only, with classical augmentation, with synthetic images, and with both, for several seeds, and
+tested on real images it never saw. The report says by how much each helped, in one sentence, a table and a
+chart."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from gan import device as devices
+from gan.classical import batch_augmenter
+from gan.classify import TrainingSet, accuracy, predict, train_classifier
+from gan.config import DataConfig, ValueConfig, parse_ops, to_dict
+from gan.data import ImageDataset, check_folder, load_dataset
+from gan.errors import GanError
+from gan.files import atomic_write, prepare_out, write_text
+
+REAL, CLASSICAL, SYNTHETIC, BOTH = "real", "real + classical", "real + synthetic", "real + classical + synthetic"
+_CLASSICAL_STREAM, _SYNTHETIC_STREAM = 1, 2  # seeds of the augmentation and of the synthetic subset, per seed
+
+
+@dataclass
+class ValueResult:
+    report: dict
+    json: Path
+    markdown: Path
+    chart: Path
+
+
+@dataclass
+class _Sets:
+    train: ImageDataset
+    test: TrainingSet
+    synthetic: TrainingSet | None
+    class_names: list[str]
+
+
+def _load(path: str, flag: str, cfg: ValueConfig, channels: int, log) -> ImageDataset:
+    check_folder(path, flag)
+    return load_dataset(DataConfig(path=path, resolution=cfg.resolution, channels=channels), log)
+
+
+def _labelled_as(dataset: ImageDataset, class_names: list[str], flag: str) -> TrainingSet:
+    """`dataset` with its labels as indices into the training classes; a class the training set lacks is an error."""
+    unknown = [name for name in dataset.class_names if name not in class_names]
+    if unknown:
+        raise GanError(f"{flag} has class folders that --train does not have ({', '.join(unknown)}); the classes "
+                       f"must match by folder name ({', '.join(class_names)})")
+    index = torch.tensor([class_names.index(name) for name in dataset.class_names])
+    return TrainingSet(dataset.images, index[dataset.labels])
+
+
+def _hashes(dataset: ImageDataset, root: str) -> dict[str, str]:
+    """sha256 of each file's bytes -> its name."""
+    folder = Path(root).expanduser()
+    return {hashlib.sha256((folder / name).read_bytes()).hexdigest(): name for name in dataset.files}
+
+
+def _refuse_overlap(test: ImageDataset, others: list[tuple[ImageDataset, str, str]], cfg: ValueConfig) -> None:
+    """A test image that is also a training (or synthetic) image would measure memory, not accuracy."""
+    test_hashes = _hashes(test, cfg.test)
+    for dataset, root, flag in others:
+        shared = [(test_hashes[h], name) for h, name in _hashes(dataset, root).items() if h in test_hashes]
+        if shared:
+            example = f"{cfg.test}/{shared[0][0]} = {root}/{shared[0][1]}"
+            raise GanError(f"{len(shared)} images in --test are also in {flag} (e.g. {example}): the test set must "
+                           f"be images no training set contains; remove them from one of the folders")
+
+
+def _load_sets(cfg: ValueConfig, log) -> _Sets:
+    train = _load(cfg.train, "--train", cfg, 0, log)
+    if len(train.class_names) < 2:
+        raise GanError(f"--train {cfg.train} has no class subfolders: a classifier needs one subfolder per class")
+    channels = train.images.shape[1]
+    test = _load(cfg.test, "--test", cfg, channels, log)
+    synthetic = _load(cfg.synthetic, "--synthetic", cfg, channels, log) if cfg.synthetic else None
+    _refuse_overlap(test, [(train, cfg.train, "--train")] + ([(synthetic, cfg.synthetic, "--synthetic")] if synthetic
+                                                              else []), cfg)
+    names = train.class_names
+    return _Sets(train, _labelled_as(test, names, "--test"),
+                 _labelled_as(synthetic, names, "--synthetic") if synthetic else None, names)
+
+
+def _mixed(sets: _Sets, cfg: ValueConfig, seed: int) -> tuple[TrainingSet, int]:
+    """The real images plus --synthetic-ratio synthetic ones per real image (a different subset per seed, as many
+    as there are when there are fewer), and how many synthetic images that is."""
+    real, synthetic = sets.train, sets.synthetic
+    count = min(len(synthetic.labels), round(cfg.synthetic_ratio * len(real)))
+    pick = torch.randperm(len(synthetic.labels), generator=torch.Generator().manual_seed(seed * 8 + _SYNTHETIC_STREAM))
+    pick = pick[:count]
+    return TrainingSet(torch.cat([real.images, synthetic.images[pick]]),
+                       torch.cat([real.labels, synthetic.labels[pick]])), count
+
+
+def _conditions(cfg: ValueConfig) -> list[str]:
+    if cfg.synthetic:
+        return [REAL, CLASSICAL, SYNTHETIC, BOTH] if cfg.classical else [REAL, SYNTHETIC]
+    return [REAL, CLASSICAL] if cfg.classical else [REAL]
+
+
+def _summary(values: list[float]) -> dict:
+    mean = sum(values) / len(values)
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
+    return {"mean": mean, "std": std}
+
+
+def verdict(results: dict[str, dict]) -> str:
+    """One sentence: what the last configuration gained over the one without the thing under test, paired by seed."""
+    if SYNTHETIC in results or BOTH in results:
+        subject, (with_it, without) = "synthetic images", ((BOTH, CLASSICAL) if BOTH in results else (SYNTHETIC, REAL))
+        against = "classical augmentation" if BOTH in results else "real images alone"
+    elif CLASSICAL in results:
+        subject, (with_it, without), against = "classical augmentation", (CLASSICAL, REAL), "real images alone"
+    else:
+        return f"real images alone: {100 * results[REAL]['mean']:.1f}% test accuracy (nothing to compare with)"
+    gains = [100 * (a - b) for a, b in zip(results[with_it]["accuracy"], results[without]["accuracy"])]
+    gain = _summary(gains)
+    figure = f"{abs(gain['mean']):.1f} ± {gain['std']:.1f} points"
+    if gain["mean"] > 0 and gain["mean"] > gain["std"]:
+        return f"{subject} improved accuracy by {figure} over {against}"
+    if gain["mean"] < 0 and -gain["mean"] > gain["std"]:
+        return f"{subject} made accuracy worse, by {figure}, compared with {against}"
+    return f"{subject} did not help: {gain['mean']:+.1f} ± {gain['std']:.1f} points against {against}"
+
+
+def measure_value(cfg: ValueConfig, log: Callable[[str], None] = print) -> ValueResult:
+    """Train the classifier on every configuration and seed; write value.json, report.md and accuracy.png."""
+    cfg.validate()
+    started = time.perf_counter()
+    device = devices.pick_device(cfg.device)
+    sets = _load_sets(cfg, log)
+    out = prepare_out(cfg.out, cfg.overwrite)
+    real = TrainingSet(sets.train.images, sets.train.labels)
+    classes = len(sets.class_names)
+    steps = cfg.epochs * math.ceil(len(real.labels) / cfg.batch_size)
+    log(f"training {len(_conditions(cfg)) * cfg.seeds} classifiers of {steps} steps on {device}: "
+        f"{', '.join(_conditions(cfg))}; {cfg.seeds} seeds each")
+    results, used, recognised = {}, 0, []
+    for condition in _conditions(cfg):
+        runs = []
+        for seed in range(cfg.seeds):
+            data, count = _mixed(sets, cfg, seed) if condition in (SYNTHETIC, BOTH) else (real, 0)
+            used = max(used, count)
+            augment = None
+            if condition in (CLASSICAL, BOTH):
+                generator = torch.Generator().manual_seed(seed * 8 + _CLASSICAL_STREAM)
+                augment = batch_augmenter(parse_ops(cfg.ops), cfg.strength, generator)
+            model = train_classifier(data, classes, steps, cfg.batch_size, seed, device, augment)
+            runs.append(accuracy(predict(model, sets.test.images, device), sets.test.labels, classes))
+            if condition == REAL and sets.synthetic is not None:  # can a real-trained classifier tell their class?
+                recognised.append(accuracy(predict(model, sets.synthetic.images, device), sets.synthetic.labels,
+                                           classes))
+        results[condition] = _condition_report(runs, sets.class_names)
+        log(f"  {condition:28} {100 * results[condition]['mean']:5.1f} ± {100 * results[condition]['std']:.1f}% "
+            f"test accuracy")
+    report = {
+        "verdict": verdict(results),
+        "conditions": results,
+        "classes": sets.class_names,
+        "train_images": len(real.labels),
+        "test_images": len(sets.test.labels),
+        "synthetic_images": len(sets.synthetic.labels) if sets.synthetic is not None else 0,
+        "synthetic_used": used,
+        "synthetic_ratio": used / len(real.labels),
+        "steps": steps,
+        "device": str(device),
+        "settings": to_dict(cfg),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    if recognised:
+        report["synthetic_recognised"] = _condition_report(recognised, sets.class_names)
+    return _write_report(report, out)
+
+
+def _condition_report(runs: list[tuple[float, list[float | None]]], class_names: list[str]) -> dict:
+    overall = [acc for acc, _ in runs]
+    per_class = {}
+    for c, name in enumerate(class_names):
+        values = [per[c] for _, per in runs if per[c] is not None]
+        per_class[name] = sum(values) / len(values) if values else None
+    return {"accuracy": overall, **_summary(overall), "per_class": per_class}
+
+
+def _write_report(report: dict, out: Path) -> ValueResult:
+    path = out / "value.json"
+    write_text(path, json.dumps(report, indent=2) + "\n")
+    chart = out / "accuracy.png"
+    draw_chart(report["conditions"], chart)
+    markdown = out / "report.md"
+    write_text(markdown, render_markdown(report, chart.name))
+    return ValueResult(report, path, markdown, chart)
+
+
+def render_markdown(report: dict, chart: str) -> str:
+    names = report["classes"]
+    head = "| configuration | test accuracy | " + " | ".join(names) + " |"
+    rule = "|---|---|" + "---|" * len(names)
+    rows = []
+    for condition, r in report["conditions"].items():
+        per = " | ".join("-" if r["per_class"][n] is None else f"{100 * r['per_class'][n]:.1f}" for n in names)
+        rows.append(f"| {condition} | {100 * r['mean']:.1f} ± {100 * r['std']:.1f} | {per} |")
+    settings = report["settings"]
+    lines = [
+        "# Does it help?", "", f"**{report['verdict'][0].upper() + report['verdict'][1:]}.**", "",
+        head, rule, *rows, "",
+        f"Test accuracy in % on {report['test_images']} real test images (mean ± std over {settings['seeds']} seeds; "
+        f"per-class columns: the mean). {report['train_images']} real training images"
+        + (f", {report['synthetic_used']} synthetic ones mixed in (ratio {report['synthetic_ratio']:.2f} per real "
+           f"image, of {report['synthetic_images']} available)" if report["synthetic_images"] else "")
+        + f"; {report['steps']} steps of {settings['batch_size']} at {settings['resolution']} px for every "
+          f"configuration, on {report['device']}, in {report['seconds']:.0f} s.",
+    ]
+    if "synthetic_recognised" in report:
+        lines += ["", f"The real-only classifier puts {100 * report['synthetic_recognised']['mean']:.1f}% of the "
+                      f"synthetic images in the class they were generated for."]
+    lines += ["", f"![test accuracy by configuration]({chart})", ""]
+    return "\n".join(lines)
+
+
+def draw_chart(conditions: dict[str, dict], path: Path) -> None:
+    """A bar chart of mean test accuracy with ± std error bars, one bar per configuration."""
+    width, height, left, bottom, top = 200 * len(conditions) + 80, 360, 60, 60, 30
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default()
+    plot = height - bottom - top
+
+    def y(accuracy: float) -> float:
+        return top + plot * (1 - accuracy)
+
+    for tick in range(0, 101, 20):
+        draw.line([(left, y(tick / 100)), (width - 20, y(tick / 100))], fill="#dddddd")
+        draw.text((left - 8, y(tick / 100)), f"{tick}%", fill="black", font=font, anchor="rm")
+    colours = ("#8c8c8c", "#4c78a8", "#f58518", "#54a24b")
+    for i, (name, r) in enumerate(conditions.items()):
+        x0 = left + 40 + 200 * i
+        draw.rectangle([x0, y(r["mean"]), x0 + 110, y(0)], fill=colours[i % len(colours)])
+        centre, low, high = x0 + 55, y(max(0.0, r["mean"] - r["std"])), y(min(1.0, r["mean"] + r["std"]))
+        draw.line([(centre, low), (centre, high)], fill="black", width=2)
+        for end in (low, high):
+            draw.line([(centre - 10, end), (centre + 10, end)], fill="black", width=2)
+        draw.text((centre, high - 4), f"{100 * r['mean']:.1f}%", fill="black", font=font, anchor="md")
+        draw.text((centre, y(0) + 8), name, fill="black", font=font, anchor="ma")
+    draw.text((left, 8), "test accuracy (mean ± std over seeds)", fill="black", font=font)
+    atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))

@@ -1,0 +1,99 @@
+"""`gan augment`: classical variants of every image in a folder, written in the same layout with a manifest, so
+they drop into a training set like the synthetic images do."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torchvision.transforms.v2.functional as F
+
+from gan.classical import augment_image, describe
+from gan.config import AugmentConfig, parse_ops
+from gan.data import check_folder, scan_folder
+from gan.device import cpu_cores
+from gan.errors import GanError
+from gan.files import atomic_write, prepare_out, write_text
+from gan.images import BadImage, open_rgb
+from gan.tracking import progress_bar
+
+_JPEG = (".jpg", ".jpeg")
+
+
+@dataclass
+class AugmentResult:
+    out: Path
+    files: list[Path]
+    manifest: Path
+    skipped: list[tuple[str, str]]  # (source file, reason)
+
+
+def _variant_names(root: Path, files: list[Path]) -> list[str]:
+    """Each source's output stem, relative to the root: 'cats/tom' (or 'cats/tom_png' when cats/tom.png and
+    cats/tom.jpg would both give cats/tom_aug00)."""
+    stems = [f.relative_to(root).with_suffix("").as_posix() for f in files]
+    taken = Counter(stems)
+    return [stem if taken[stem] == 1 else f"{stem}_{f.suffix[1:].lower()}" for stem, f in zip(stems, files)]
+
+
+def _make_variants(source: Path, name: str, index: int, cfg: AugmentConfig, out: Path) -> list[list] | str:
+    """Write cfg.per_image variants of one image; their manifest rows, or the reason the source was skipped."""
+    try:
+        rgb, gray = open_rgb(str(source), cfg.background, cfg.max_pixels)
+    except BadImage as bad:
+        return str(bad)
+    except Exception as error:  # a malformed file can make a format plugin raise anything; skip it, never crash
+        return f"cannot be decoded ({type(error).__name__}: {error})"
+    image = F.pil_to_tensor(rgb.convert("L") if gray else rgb)
+    jpeg = source.suffix.lower() in _JPEG
+    ops = parse_ops(cfg.ops)
+    rows = []
+    for k in range(cfg.per_image):
+        seed = cfg.seed + index * cfg.per_image + k
+        variant, applied = augment_image(image, ops, cfg.strength, torch.Generator().manual_seed(seed))
+        path = out / f"{name}_aug{k:02d}{'.jpg' if jpeg else '.png'}"
+        buffer = io.BytesIO()
+        F.to_pil_image(variant).save(buffer, format="JPEG" if jpeg else "PNG", **({"quality": 95} if jpeg else {}))
+        atomic_write(path, lambda tmp: tmp.write_bytes(buffer.getvalue()))
+        rows.append([path.relative_to(out).as_posix(), seed, describe(applied)])
+    return rows
+
+
+def export_variants(cfg: AugmentConfig, log: Callable[[str], None] = print) -> AugmentResult:
+    """Write cfg.per_image classical variants of every image under cfg.data into cfg.out, with manifest.csv."""
+    cfg.validate()
+    root = check_folder(cfg.data)
+    out_path = Path(cfg.out).expanduser().resolve()
+    if out_path == root.resolve() or root.resolve() in out_path.parents:
+        raise GanError(f"--out {cfg.out} is inside --data {cfg.data}: the variants would mix into the originals; "
+                       f"choose a folder outside it")
+    files, labels, class_names = scan_folder(root, log)
+    out = prepare_out(cfg.out, cfg.overwrite)
+    names = _variant_names(root, files)
+    for folder in {(out / name).parent for name in names}:
+        folder.mkdir(parents=True, exist_ok=True)
+    rows, skipped = [], []
+    log(f"writing {cfg.per_image} variants of each of {len(files)} images to {out}")
+    with ThreadPoolExecutor(cfg.workers or cpu_cores()) as pool, progress_bar(len(files), "augmenting", "img") as bar:
+        jobs = [pool.submit(_make_variants, f, name, i, cfg, out) for i, (f, name) in enumerate(zip(files, names))]
+        for source, label, job in zip(files, labels, jobs):
+            result = job.result()
+            bar.update()
+            relative = source.relative_to(root).as_posix()
+            if isinstance(result, str):
+                skipped.append((relative, result))
+                continue
+            rows += [[file, relative, class_names[label], seed, ops] for file, seed, ops in result]
+    for source, reason in skipped:
+        log(f"skipped {source}: {reason}")
+    manifest = out / "manifest.csv"
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows([["file", "source", "class", "seed", "ops"], *rows])
+    write_text(manifest, buffer.getvalue())
+    return AugmentResult(out, [out / row[0] for row in rows], manifest, skipped)

@@ -1,0 +1,112 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gan.cli import main
+from gan.config import ValueConfig
+from gan.errors import GanError
+from gan.value import BOTH, CLASSICAL, REAL, SYNTHETIC, measure_value, verdict
+
+COLOURS = {"red": (200, 40, 40), "blue": (40, 40, 200)}
+
+
+def coloured(folder, count, seed):
+    """Class folders a classifier can learn: mostly red images and mostly blue ones, with noise."""
+    rng = np.random.default_rng(seed)
+    for name, colour in COLOURS.items():
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            pixels = np.clip(np.array(colour) + rng.normal(0, 40, (16, 16, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(folder / name / f"{seed}-{i}.png")
+    return folder
+
+
+@pytest.fixture
+def folders(tmp_path):
+    return {name: str(coloured(tmp_path / name, count, seed))
+            for name, count, seed in (("train", 4, 0), ("test", 6, 1), ("synthetic", 8, 2))}
+
+
+def settings(folders, out, **extra) -> ValueConfig:
+    values = dict(train=folders["train"], test=folders["test"], synthetic=folders["synthetic"], classical=True,
+                  out=str(out), seeds=2, epochs=2, resolution=16, batch_size=4, device="cpu")
+    return ValueConfig(**{**values, **extra})
+
+
+def test_the_report_compares_four_configurations_over_seeds(folders, tmp_path):
+    result = measure_value(settings(folders, tmp_path / "report", synthetic_ratio=0.5), log=lambda _: None)
+    report = json.loads(result.json.read_text())
+    assert list(report["conditions"]) == [REAL, CLASSICAL, SYNTHETIC, BOTH]
+    for condition in report["conditions"].values():
+        assert len(condition["accuracy"]) == 2 and set(condition["per_class"]) == {"red", "blue"}
+        assert 0 <= condition["mean"] <= 1 and condition["std"] >= 0
+    assert report["synthetic_used"] == 4 and report["synthetic_ratio"] == 0.5  # 0.5 per real image, of 16 available
+    assert (report["train_images"], report["test_images"], report["steps"]) == (8, 12, 4)
+    assert report["verdict"].startswith("synthetic images ") and "classical augmentation" in report["verdict"]
+    assert 0 <= report["synthetic_recognised"]["mean"] <= 1
+    markdown = result.markdown.read_text()
+    assert "| real + classical + synthetic |" in markdown and "![test accuracy by configuration](accuracy.png)" in markdown
+    assert Image.open(result.chart).size[0] > 400
+
+
+def test_a_seed_repeats_the_figures(folders, tmp_path):
+    first = measure_value(settings(folders, tmp_path / "a"), log=lambda _: None).report
+    second = measure_value(settings(folders, tmp_path / "b"), log=lambda _: None).report
+    assert {k: v["accuracy"] for k, v in first["conditions"].items()} == \
+        {k: v["accuracy"] for k, v in second["conditions"].items()}
+
+
+def test_only_the_configurations_asked_for_are_trained(folders, tmp_path):
+    cfg = settings(folders, tmp_path / "r", seeds=1)
+    cfg.synthetic, cfg.classical = "", False
+    report = measure_value(cfg, log=lambda _: None).report
+    assert list(report["conditions"]) == [REAL] and report["verdict"].startswith("real images alone")
+
+
+def test_a_test_set_that_overlaps_training_or_synthetic_images_is_refused(folders, tmp_path):
+    some_test_image = next((tmp_path / "test" / "red").iterdir())
+    shutil.copy(some_test_image, tmp_path / "train" / "red" / "renamed.png")  # same bytes, another name
+    with pytest.raises(GanError, match=r"1 images in --test are also in --train \(e.g. .*red/.*.png = .*renamed.png\)"):
+        measure_value(settings(folders, tmp_path / "r"), log=lambda _: None)
+    (tmp_path / "train" / "red" / "renamed.png").unlink()
+    shutil.copy(some_test_image, tmp_path / "synthetic" / "blue" / "copy.png")
+    with pytest.raises(GanError, match="1 images in --test are also in --synthetic"):
+        measure_value(settings(folders, tmp_path / "r"), log=lambda _: None)
+    assert not (tmp_path / "r").exists()  # refused before anything was written
+
+
+def test_classes_must_match_by_name(folders, tmp_path):
+    shutil.move(str(tmp_path / "test" / "blue"), str(tmp_path / "test" / "green"))
+    with pytest.raises(GanError, match=r"--test has class folders that --train does not have \(green\)"):
+        measure_value(settings(folders, tmp_path / "r"), log=lambda _: None)
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for image in (tmp_path / "train" / "red").iterdir():
+        shutil.copy(image, flat / image.name)
+    cfg = settings(folders, tmp_path / "r")
+    cfg.train = str(flat)
+    with pytest.raises(GanError, match="has no class subfolders: a classifier needs one subfolder per class"):
+        measure_value(cfg, log=lambda _: None)
+
+
+def test_the_verdict_weighs_the_gain_against_its_spread():
+    def results(base, better):
+        return {CLASSICAL: {"accuracy": base}, BOTH: {"accuracy": better}, REAL: {"accuracy": base}}
+
+    assert verdict(results([0.50, 0.52, 0.51], [0.54, 0.55, 0.55])) == \
+        "synthetic images improved accuracy by 3.7 ± 0.6 points over classical augmentation"
+    assert verdict(results([0.50, 0.52, 0.51], [0.40, 0.43, 0.41])).startswith("synthetic images made accuracy worse, by 9.7")
+    assert verdict(results([0.50, 0.52, 0.51], [0.53, 0.49, 0.52])).startswith("synthetic images did not help: +0.3 ±")
+
+
+def test_cli_prints_the_verdict_and_where_the_report_is(folders, tmp_path, capsys):
+    out = tmp_path / "report"
+    assert main(["value", "--train", folders["train"], "--test", folders["test"], "--out", str(out), "--seeds", "1",
+                 "--epochs", "1", "--resolution", "16", "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert "real images alone:" in printed and f"report: {out / 'report.md'}" in printed
+    assert main(["value", "--train", folders["train"], "--test", folders["test"], "--out", str(out)]) == 1
+    assert "already holds" in capsys.readouterr().err
