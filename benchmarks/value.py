@@ -2,7 +2,7 @@
 emoji held out as the real test set; a conditional GAN trained on the small split with the defaults; synthetic
 images exported per class from its best checkpoint; then `gan value` (real / classical / synthetic / both).
 
-    python benchmarks/value.py [--steps 3000] [--per-class 10] [--ratios 1,3] [--seeds 3] [--out /tmp/value]
+    python benchmarks/value.py [--steps 3000] [--per-class 10] [--ratios 1,3] [--seeds 3] [--out DIR] [--reuse-gan]
 
 Prints the `gan value` table for each synthetic ratio, and what explains the result: the GAN's scores on its
 training split (KID, precision, recall, per class), its copy rate, and how many synthetic images a classifier
@@ -38,32 +38,36 @@ def main() -> int:
     parser.add_argument("--ratios", default="1,3", help="synthetic images per real one, comma-separated")
     parser.add_argument("--seeds", type=int, default=3, help="classifier seeds per configuration")
     parser.add_argument("--epochs", type=int, default=100, help="classifier epochs (passes over the real split)")
-    parser.add_argument("--out", default="/tmp/gan-value-benchmark")
+    parser.add_argument("--out", default="/tmp/gan-value-benchmark", help="work folder (emptied unless --reuse-gan)")
+    parser.add_argument("--reuse-gan", action="store_true", help="keep the GAN run and export of an earlier call")
     args = parser.parse_args()
 
     out = Path(args.out)
-    shutil.rmtree(out, ignore_errors=True)
-    train_dir, test_dir = split_emoji(out, args.per_class, 10_000)
+    train_dir, test_dir, synthetic, runs = out / "train", out / "held-out", out / "synthetic", out / "runs"
     started = time.perf_counter()
-
-    cfg = RunConfig()
-    cfg.data.path, cfg.data.resolution = str(train_dir), 32
-    cfg.train.steps, cfg.train.out, cfg.train.name = args.steps, str(out / "runs"), "emoji-split"
-    cfg.train.eval_every = cfg.train.checkpoint_every = cfg.train.image_every = max(1, args.steps // 6)
-    run = train(cfg, log=quiet).run_dir
-    gan_seconds = time.perf_counter() - started
-
+    if not args.reuse_gan:
+        if out.exists() and not (out / "train").is_dir():
+            sys.exit(f"{out} exists and is not an earlier benchmark folder; give an --out that is new or one of ours")
+        shutil.rmtree(out, ignore_errors=True)
+        split_emoji(out, args.per_class, 10_000)
+        cfg = RunConfig()
+        cfg.data.path, cfg.data.resolution = str(train_dir), 32
+        cfg.train.steps, cfg.train.out, cfg.train.name = args.steps, str(runs), "emoji-split"
+        cfg.train.eval_every = cfg.train.checkpoint_every = cfg.train.image_every = max(1, args.steps // 6)
+        run = train(cfg, log=quiet).run_dir
+        print(f"GAN: {args.steps} steps on {args.per_class} emoji per class at 32 px in "
+              f"{(time.perf_counter() - started) / 60:.1f} min")
+        export(SampleConfig(run=str(run), per_class=args.synthetic_per_class, out=str(synthetic)), log=quiet)
+    run = sorted(runs.iterdir())[-1]
     evaluation = evaluate_run(EvalConfig(run=str(run), nearest=True), log=quiet)
-    synthetic = out / "synthetic"
-    export(SampleConfig(run=str(run), per_class=args.synthetic_per_class, out=str(synthetic)), log=quiet)
-
-    print(f"GAN: {args.steps} steps on {args.per_class} emoji per class at 32 px in {gan_seconds / 60:.1f} min; "
-          f"its best checkpoint (by KID) is step {evaluation.report['step']}:")
+    print(f"the GAN's best checkpoint (by KID, exported) is step {evaluation.report['step']}; scored against its "
+          f"{evaluation.report['num_real']} training emoji:")
     print(format_report(evaluation.report))
     for ratio in (float(r) for r in args.ratios.split(",")):
         value = measure_value(ValueConfig(train=str(train_dir), test=str(test_dir), synthetic=str(synthetic),
                                           classical=True, synthetic_ratio=ratio, seeds=args.seeds,
-                                          epochs=args.epochs, out=str(out / f"value-ratio-{ratio:g}")), log=quiet)
+                                          epochs=args.epochs, out=str(out / f"value-ratio-{ratio:g}"),
+                                          overwrite=True), log=quiet)
         report = value.report
         print(f"\n--synthetic-ratio {ratio:g} ({report['synthetic_used']} synthetic images with "
               f"{report['train_images']} real ones; tested on {report['test_images']} held-out real emoji; "
@@ -71,11 +75,12 @@ def main() -> int:
         print("| configuration | test accuracy (%) | " + " | ".join(report["classes"]) + " |")
         print("|---|---|" + "---|" * len(report["classes"]))
         for name, r in report["conditions"].items():
-            per = " | ".join(f"{100 * r['per_class'][c]:.1f}" for c in report["classes"])
+            per = " | ".join("-" if r["per_class"][c] is None else f"{100 * r['per_class'][c]:.1f}"
+                             for c in report["classes"])
             print(f"| {name} | {100 * r['mean']:.1f} ± {100 * r['std']:.1f} | {per} |")
         recognised = report.get("synthetic_recognised")
         if recognised:
-            per = ", ".join(f"{c} {100 * v:.0f}%" for c, v in recognised["per_class"].items())
+            per = ", ".join(f"{c} {100 * v:.0f}%" for c, v in recognised["per_class"].items() if v is not None)
             print(f"synthetic images put in their own class by the real-only classifier: "
                   f"{100 * recognised['mean']:.1f}% ({per})")
         print(f"verdict: {report['verdict']}")

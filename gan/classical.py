@@ -22,7 +22,7 @@ APPLY_P = 0.5  # each chosen op hits each variant with this probability (and eve
 # Ranges at --strength 1, chosen to keep a photo plausible; the strength scales each one.
 ROTATE_DEGREES = 15.0  # +-
 CROP_KEEP = 0.75  # the crop keeps at least this fraction of the area
-BLUR_SIGMA = 1.2  # at most, in pixels of a 100-px image (scaled with the image)
+BLUR_SIGMA = 1.2  # at most, in pixels per 100 px of the image's shorter side
 SCALE = 0.15  # zoom in or out by up to 15%
 TRANSLATE = 0.1  # up to 10% of the size
 BRIGHTNESS = 0.25  # factor in [1 - 0.25, 1 + 0.25]
@@ -45,7 +45,8 @@ def _params(op: str, size: tuple[int, int], strength: float, g: torch.Generator)
         return {"top": int(torch.randint(h - ch + 1, (), generator=g)),
                 "left": int(torch.randint(w - cw + 1, (), generator=g)), "height": ch, "width": cw}
     if op == "blur":
-        return {"sigma": round(_uniform(g, 0.1, BLUR_SIGMA * strength) * max(h, w) / 100, 3)}
+        sigma = _uniform(g, 0.1, max(0.1, BLUR_SIGMA * strength)) * min(h, w) / 100
+        return {"sigma": max(0.001, round(sigma, 3))}
     if op == "scale":
         return {"factor": round(1 + _uniform(g, -1, 1) * SCALE * strength, 3)}
     if op == "translate":
@@ -72,7 +73,7 @@ def apply_op(image: torch.Tensor, op: str, p: dict) -> torch.Tensor:
     if op == "crop":
         return F.resized_crop(image, p["top"], p["left"], p["height"], p["width"], [h, w], antialias=True)
     if op == "blur":
-        radius = max(1, math.ceil(3 * p["sigma"]))
+        radius = min(math.ceil(3 * p["sigma"]), min(h, w) - 1)  # the reflect padding needs radius < side
         return F.gaussian_blur(image, [2 * radius + 1] * 2, [p["sigma"]] * 2)
     if op in ("scale", "translate"):
         scale, shift = (p["factor"], [0, 0]) if op == "scale" else (1.0, [p["dx"], p["dy"]])

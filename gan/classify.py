@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gan.data import Shuffled
+
 LEARNING_RATE = 2e-3
 WEIGHT_DECAY = 5e-4
 
@@ -59,14 +61,10 @@ def train_classifier(data: TrainingSet, num_classes: int, steps: int, batch_size
         model = SmallCNN(data.images.shape[1], num_classes).to(device)
         optimizer = torch.optim.AdamW(model.parameters(), LEARNING_RATE, weight_decay=WEIGHT_DECAY)
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps)))
-        order = torch.randperm(len(data.labels), generator=generator)
-        position = 0
+        shuffled = Shuffled(len(data.labels), generator)
         model.train()
         for _ in range(steps):
-            if position + batch_size > len(order):  # a new pass, reshuffled; no short last batch for BatchNorm
-                order, position = torch.randperm(len(data.labels), generator=generator), 0
-            pick = order[position : position + batch_size]
-            position += batch_size
+            pick = shuffled.take(batch_size)  # always a full batch, across passes: equal work in every configuration
             images = data.images[pick]
             if augment is not None:
                 images = augment(images)

@@ -222,6 +222,27 @@ def _write_cache(path: Path, decoded: dict, log) -> None:
 # --- batches for the training loop ----------------------------------------------------------------------------------
 
 
+class Shuffled:
+    """Indices 0..n-1 in endless reshuffled passes; a request larger than n spans several passes."""
+
+    def __init__(self, n: int, generator: torch.Generator):
+        self.generator = generator
+        self.order = torch.randperm(n, generator=generator)
+        self.position = 0
+
+    def take(self, count: int) -> torch.Tensor:
+        taken = []
+        while count:
+            if self.position == len(self.order):
+                self.order = torch.randperm(len(self.order), generator=self.generator)
+                self.position = 0
+            chunk = self.order[self.position : self.position + count]
+            self.position += len(chunk)
+            count -= len(chunk)
+            taken.append(chunk)
+        return torch.cat(taken)
+
+
 class RealBatches:
     """Endless shuffled epochs (or class-balanced draws) of real batches as floats in [-1, 1] on the device.
 
@@ -239,26 +260,11 @@ class RealBatches:
         # Class balance: each image weighted by 1 / its class size, drawn with replacement.
         counts = torch.bincount(dataset.labels).clamp(min=1).float()
         self.weights = (1.0 / counts)[dataset.labels] if class_balance else None
-        self.order = torch.randperm(len(dataset), generator=self.generator)
-        self.position = 0
-
-    def _next_indices(self) -> torch.Tensor:
-        """Next batch of indices; a dataset smaller than the batch contributes several epochs to one batch."""
-        taken = []
-        needed = self.batch_size
-        while needed:
-            if self.position == len(self.order):
-                self.order = torch.randperm(len(self.order), generator=self.generator)
-                self.position = 0
-            chunk = self.order[self.position : self.position + needed]
-            self.position += len(chunk)
-            needed -= len(chunk)
-            taken.append(chunk)
-        return torch.cat(taken)
+        self.shuffled = Shuffled(len(dataset), generator)
 
     def __next__(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self.weights is None:
-            indices = self._next_indices()
+            indices = self.shuffled.take(self.batch_size)  # a dataset smaller than a batch gives several passes
         else:
             indices = torch.multinomial(self.weights, self.batch_size, replacement=True, generator=self.generator)
         flip = torch.rand(len(indices), generator=self.generator) < 0.5 if self.mirror else None
@@ -270,14 +276,15 @@ class RealBatches:
         return images, self.labels[indices]
 
     def state_dict(self) -> dict:
-        return {"generator": self.generator.get_state(), "order": self.order.clone(), "position": self.position}
+        order = self.shuffled.order
+        return {"generator": self.generator.get_state(), "order": order.clone(), "position": self.shuffled.position}
 
     def load_state_dict(self, state: dict) -> None:
-        if len(state["order"]) != len(self.order):
+        if len(state["order"]) != len(self.shuffled.order):
             raise GanError(
-                f"the data folder now has {len(self.order)} usable images but the checkpoint was trained on "
+                f"the data folder now has {len(self.shuffled.order)} usable images but the checkpoint was trained on "
                 f"{len(state['order'])}; resume needs the same images (or start a new run)"
             )
         self.generator.set_state(state["generator"])
-        self.order = state["order"].clone()
-        self.position = int(state["position"])
+        self.shuffled.order = state["order"].clone()
+        self.shuffled.position = int(state["position"])

@@ -43,17 +43,23 @@ def write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
-def prepare_out(out: str, overwrite: bool) -> Path:
-    """Create the output folder; refuse one that already holds files unless --overwrite."""
+def check_out(out: str, overwrite: bool) -> Path:
+    """The output folder a command will write into, refused if it is a file or (without --overwrite) holds files."""
     folder = Path(out).expanduser()
     if folder.exists() and not folder.is_dir():
-        raise GanError(f"--out {folder} is a file; give a folder to write the images into")
+        raise GanError(f"--out {folder} is a file; give a folder to write into")
     existing = sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) if folder.exists() else []
     if existing and not overwrite:
         raise GanError(
             f"--out {folder} already holds {len(existing)} entries (e.g. {existing[0]}); choose a new or empty "
             f"folder, or pass --overwrite to write into it (files with the same names are replaced)"
         )
+    return folder
+
+
+def prepare_out(out: str, overwrite: bool) -> Path:
+    """Create the output folder; refuse one that already holds files unless --overwrite."""
+    folder = check_out(out, overwrite)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:

@@ -22,7 +22,7 @@ from gan.classify import TrainingSet, accuracy, predict, train_classifier
 from gan.config import DataConfig, ValueConfig, parse_ops, to_dict
 from gan.data import ImageDataset, check_folder, load_dataset
 from gan.errors import GanError
-from gan.files import atomic_write, prepare_out, write_text
+from gan.files import atomic_write, check_out, prepare_out, write_text
 
 REAL, CLASSICAL, SYNTHETIC, BOTH = "real", "real + classical", "real + synthetic", "real + classical + synthetic"
 _CLASSICAL_STREAM, _SYNTHETIC_STREAM = 1, 2  # seeds of the augmentation and of the synthetic subset, per seed
@@ -45,7 +45,10 @@ class _Sets:
 
 
 def _load(path: str, flag: str, cfg: ValueConfig, channels: int, log) -> ImageDataset:
-    check_folder(path, flag)
+    root = check_folder(path, flag)
+    if not any(child.is_dir() and not child.name.startswith(".") for child in root.iterdir()):
+        raise GanError(f"{flag} {path} has no class subfolders: gan value needs labelled images, one subfolder per "
+                       f"class with the same names in --train, --test and --synthetic")
     return load_dataset(DataConfig(path=path, resolution=cfg.resolution, channels=channels), log)
 
 
@@ -59,46 +62,84 @@ def _labelled_as(dataset: ImageDataset, class_names: list[str], flag: str) -> Tr
     return TrainingSet(dataset.images, index[dataset.labels])
 
 
-def _hashes(dataset: ImageDataset, root: str) -> dict[str, str]:
-    """sha256 of each file's bytes -> its name."""
+def _fingerprints(dataset: ImageDataset, root: str) -> list[set[str]]:
+    """Two hashes per image: of the file's bytes, and of its decoded pixels at the classifier's resolution (so a
+    re-saved, re-encoded or renamed copy is caught too)."""
     folder = Path(root).expanduser()
-    return {hashlib.sha256((folder / name).read_bytes()).hexdigest(): name for name in dataset.files}
+    def digest(data: bytes) -> str:
+        return hashlib.sha256(data).hexdigest()
+
+    return [{digest((folder / name).read_bytes()), digest(pixels.numpy().tobytes())}
+            for name, pixels in zip(dataset.files, dataset.images)]
 
 
 def _refuse_overlap(test: ImageDataset, others: list[tuple[ImageDataset, str, str]], cfg: ValueConfig) -> None:
     """A test image that is also a training (or synthetic) image would measure memory, not accuracy."""
-    test_hashes = _hashes(test, cfg.test)
+    test_prints = _fingerprints(test, cfg.test)
     for dataset, root, flag in others:
-        shared = [(test_hashes[h], name) for h, name in _hashes(dataset, root).items() if h in test_hashes]
+        seen = {}
+        for name, prints in zip(dataset.files, _fingerprints(dataset, root)):
+            seen.update(dict.fromkeys(prints, name))
+        shared = [(name, next(seen[h] for h in prints if h in seen))
+                  for name, prints in zip(test.files, test_prints) if prints & seen.keys()]
         if shared:
             example = f"{cfg.test}/{shared[0][0]} = {root}/{shared[0][1]}"
             raise GanError(f"{len(shared)} images in --test are also in {flag} (e.g. {example}): the test set must "
                            f"be images no training set contains; remove them from one of the folders")
 
 
+def _refuse_out_inside_inputs(cfg: ValueConfig) -> None:
+    out = Path(cfg.out).expanduser().resolve()
+    for flag, folder in (("--train", cfg.train), ("--test", cfg.test), ("--synthetic", cfg.synthetic)):
+        root = Path(folder).expanduser().resolve() if folder else None
+        if root and (out == root or root in out.parents):
+            raise GanError(f"--out {cfg.out} is inside {flag} {folder}: the report would become part of the images; "
+                           f"choose a folder outside it")
+
+
 def _load_sets(cfg: ValueConfig, log) -> _Sets:
     train = _load(cfg.train, "--train", cfg, 0, log)
     if len(train.class_names) < 2:
-        raise GanError(f"--train {cfg.train} has no class subfolders: a classifier needs one subfolder per class")
+        raise GanError(f"--train {cfg.train} has one class folder ({train.class_names[0]}): a classifier needs two or "
+                       f"more")
     channels = train.images.shape[1]
     test = _load(cfg.test, "--test", cfg, channels, log)
     synthetic = _load(cfg.synthetic, "--synthetic", cfg, channels, log) if cfg.synthetic else None
     _refuse_overlap(test, [(train, cfg.train, "--train")] + ([(synthetic, cfg.synthetic, "--synthetic")] if synthetic
                                                               else []), cfg)
     names = train.class_names
-    return _Sets(train, _labelled_as(test, names, "--test"),
+    sets = _Sets(train, _labelled_as(test, names, "--test"),
                  _labelled_as(synthetic, names, "--synthetic") if synthetic else None, names)
+    missing = [name for c, name in enumerate(names) if not (sets.test.labels == c).any()]
+    if missing:
+        log(f"warning: --test has no images of {', '.join(missing)}: accuracy covers the other classes only")
+    return sets
 
 
-def _mixed(sets: _Sets, cfg: ValueConfig, seed: int) -> tuple[TrainingSet, int]:
-    """The real images plus --synthetic-ratio synthetic ones per real image (a different subset per seed, as many
-    as there are when there are fewer), and how many synthetic images that is."""
+def _mixed(sets: _Sets, cfg: ValueConfig, seed: int, log) -> tuple[TrainingSet, int]:
+    """The real images plus --synthetic-ratio synthetic images per real one of each class (a different random
+    subset for each seed; all there are when a class has fewer), and how many synthetic images that is."""
     real, synthetic = sets.train, sets.synthetic
-    count = min(len(synthetic.labels), round(cfg.synthetic_ratio * len(real)))
-    pick = torch.randperm(len(synthetic.labels), generator=torch.Generator().manual_seed(seed * 8 + _SYNTHETIC_STREAM))
-    pick = pick[:count]
+    generator = torch.Generator().manual_seed(seed * 8 + _SYNTHETIC_STREAM)
+    picks = []
+    for c, name in enumerate(sets.class_names):
+        available = (synthetic.labels == c).nonzero().flatten()
+        wanted = round(cfg.synthetic_ratio * int((real.labels == c).sum()))
+        if wanted > len(available) and seed == 0:
+            log(f"note: --synthetic-ratio {cfg.synthetic_ratio:g} asks for {wanted} synthetic {name} images; "
+                f"{cfg.synthetic} has {len(available)}, and all of them are used")
+        picks.append(available[torch.randperm(len(available), generator=generator)[:wanted]])
+    pick = torch.cat(picks)
     return TrainingSet(torch.cat([real.images, synthetic.images[pick]]),
-                       torch.cat([real.labels, synthetic.labels[pick]])), count
+                       torch.cat([real.labels, synthetic.labels[pick]])), len(pick)
+
+
+def _warn_unused(cfg: ValueConfig, log) -> None:
+    defaults = ValueConfig()
+    if not cfg.synthetic and cfg.synthetic_ratio != defaults.synthetic_ratio:
+        log("warning: --synthetic-ratio has no effect without --synthetic")
+    if not cfg.classical and (cfg.ops, cfg.strength) != (defaults.ops, defaults.strength):
+        log("warning: --ops and --strength have no effect without --classical")
 
 
 def _conditions(cfg: ValueConfig) -> list[str]:
@@ -113,29 +154,67 @@ def _summary(values: list[float]) -> dict:
     return {"mean": mean, "std": std}
 
 
+# Two-sided 95% quantiles of Student's t for 1 to 30 degrees of freedom (beyond: the normal's 1.96).
+_T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+        2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+# The comparisons a report can make: (subject, what it is measured against, configuration with it, without it);
+# the first one the configurations allow is the headline.
+COMPARISONS = (
+    ("synthetic images", "over classical augmentation", BOTH, CLASSICAL),
+    ("synthetic images", "over real images alone", SYNTHETIC, REAL),
+    ("synthetic images", "instead of classical augmentation", SYNTHETIC, CLASSICAL),
+    ("classical augmentation", "over real images alone", CLASSICAL, REAL),
+)
+
+
+def paired_gain(with_it: list[float], without: list[float]) -> dict:
+    """Accuracy gain in points, paired by seed: its mean and the half-width of its 95% interval (None: one seed)."""
+    gains = [100 * (a - b) for a, b in zip(with_it, without)]
+    summary, n = _summary(gains), len(gains)
+    half_width = None
+    if n > 1:
+        t = _T95[n - 2] if n - 1 <= len(_T95) else 1.96
+        half_width = t * summary["std"] / math.sqrt(n)
+    return {"mean": summary["mean"], "half_width": half_width, "seeds": n}
+
+
+def gains(results: dict[str, dict]) -> dict[str, dict]:
+    """Every comparison the trained configurations allow, by name ('synthetic images over ...')."""
+    return {f"{subject} {against}": paired_gain(results[a]["accuracy"], results[b]["accuracy"])
+            for subject, against, a, b in COMPARISONS if a in results and b in results}
+
+
+def _sentence(subject: str, against: str, gain: dict) -> str:
+    mean, half = gain["mean"], gain["half_width"]
+    if half is None:
+        return (f"{subject} changed accuracy by {mean:+.1f} points {against} (one seed: train with --seeds 3 or "
+                f"more to tell that from noise)")
+    if mean - half > 0:
+        return f"{subject} improved accuracy by {mean:.1f} ± {half:.1f} points {against}"
+    if mean + half < 0:
+        return f"{subject} made accuracy worse, by {-mean:.1f} ± {half:.1f} points, {against}"
+    return f"{subject} did not help: {mean:+.1f} ± {half:.1f} points {against}"
+
+
 def verdict(results: dict[str, dict]) -> str:
-    """One sentence: what the last configuration gained over the one without the thing under test, paired by seed."""
-    if SYNTHETIC in results or BOTH in results:
-        subject, (with_it, without) = "synthetic images", ((BOTH, CLASSICAL) if BOTH in results else (SYNTHETIC, REAL))
-        against = "classical augmentation" if BOTH in results else "real images alone"
-    elif CLASSICAL in results:
-        subject, (with_it, without), against = "classical augmentation", (CLASSICAL, REAL), "real images alone"
-    else:
+    """The headline comparison in a sentence (± is the 95% interval of the gain, paired by seed: a gain counts
+    when the interval excludes 0); with both synthetic and classical, also synthetic instead of classical."""
+    found = gains(results)
+    made = [(subject, against) for subject, against, _, _ in COMPARISONS if f"{subject} {against}" in found]
+    if not made:
         return f"real images alone: {100 * results[REAL]['mean']:.1f}% test accuracy (nothing to compare with)"
-    gains = [100 * (a - b) for a, b in zip(results[with_it]["accuracy"], results[without]["accuracy"])]
-    gain = _summary(gains)
-    figure = f"{abs(gain['mean']):.1f} ± {gain['std']:.1f} points"
-    if gain["mean"] > 0 and gain["mean"] > gain["std"]:
-        return f"{subject} improved accuracy by {figure} over {against}"
-    if gain["mean"] < 0 and -gain["mean"] > gain["std"]:
-        return f"{subject} made accuracy worse, by {figure}, compared with {against}"
-    return f"{subject} did not help: {gain['mean']:+.1f} ± {gain['std']:.1f} points against {against}"
+    shown = made[:1] + ([COMPARISONS[2][:2]] if made[0] == COMPARISONS[0][:2] else [])
+    return "; ".join(_sentence(subject, against, found[f"{subject} {against}"]) for subject, against in shown)
 
 
 def measure_value(cfg: ValueConfig, log: Callable[[str], None] = print) -> ValueResult:
     """Train the classifier on every configuration and seed; write value.json, report.md and accuracy.png."""
     cfg.validate()
     started = time.perf_counter()
+    _refuse_out_inside_inputs(cfg)
+    check_out(cfg.out, cfg.overwrite)  # before the decoding, which can take a while
+    _warn_unused(cfg, log)
     device = devices.pick_device(cfg.device)
     sets = _load_sets(cfg, log)
     out = prepare_out(cfg.out, cfg.overwrite)
@@ -148,7 +227,7 @@ def measure_value(cfg: ValueConfig, log: Callable[[str], None] = print) -> Value
     for condition in _conditions(cfg):
         runs = []
         for seed in range(cfg.seeds):
-            data, count = _mixed(sets, cfg, seed) if condition in (SYNTHETIC, BOTH) else (real, 0)
+            data, count = _mixed(sets, cfg, seed, log) if condition in (SYNTHETIC, BOTH) else (real, 0)
             used = max(used, count)
             augment = None
             if condition in (CLASSICAL, BOTH):
@@ -164,6 +243,7 @@ def measure_value(cfg: ValueConfig, log: Callable[[str], None] = print) -> Value
             f"test accuracy")
     report = {
         "verdict": verdict(results),
+        "gains": gains(results),
         "conditions": results,
         "classes": sets.class_names,
         "train_images": len(real.labels),
@@ -228,7 +308,7 @@ def render_markdown(report: dict, chart: str) -> str:
 
 def draw_chart(conditions: dict[str, dict], path: Path) -> None:
     """A bar chart of mean test accuracy with ± std error bars, one bar per configuration."""
-    width, height, left, bottom, top = 200 * len(conditions) + 80, 360, 60, 60, 30
+    width, height, left, bottom, top = 200 * len(conditions) + 80, 380, 60, 60, 50
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
     font = ImageFont.load_default()

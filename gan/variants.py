@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,11 +34,18 @@ class AugmentResult:
 
 
 def _variant_names(root: Path, files: list[Path]) -> list[str]:
-    """Each source's output stem, relative to the root: 'cats/tom' (or 'cats/tom_png' when cats/tom.png and
-    cats/tom.jpg would both give cats/tom_aug00)."""
-    stems = [f.relative_to(root).with_suffix("").as_posix() for f in files]
-    taken = Counter(stems)
-    return [stem if taken[stem] == 1 else f"{stem}_{f.suffix[1:].lower()}" for stem, f in zip(stems, files)]
+    """Each source's output stem relative to the root, unique even where names differ only in extension or case
+    ('cats/tom', then 'cats/tom-2' for cats/tom.jpg beside cats/tom.png)."""
+    taken, names = set(), []
+    for f in files:
+        stem = f.relative_to(root).with_suffix("").as_posix()
+        name, n = stem, 1
+        while name.lower() in taken:  # lower: on a case-insensitive disk Tom and tom are one file
+            n += 1
+            name = f"{stem}-{n}"
+        taken.add(name.lower())
+        names.append(name)
+    return names
 
 
 def _make_variants(source: Path, name: str, index: int, cfg: AugmentConfig, out: Path) -> list[list] | str:
@@ -50,7 +56,16 @@ def _make_variants(source: Path, name: str, index: int, cfg: AugmentConfig, out:
         return str(bad)
     except Exception as error:  # a malformed file can make a format plugin raise anything; skip it, never crash
         return f"cannot be decoded ({type(error).__name__}: {error})"
-    image = F.pil_to_tensor(rgb.convert("L") if gray else rgb)
+    try:
+        return _write_variants(F.pil_to_tensor(rgb.convert("L") if gray else rgb), source, name, index, cfg, out)
+    except OSError:
+        raise  # a full disk or a permission problem stops the run, naming the file
+    except Exception as error:  # an image no operation can handle must not stop the others
+        return f"cannot be augmented ({type(error).__name__}: {error})"
+
+
+def _write_variants(image: torch.Tensor, source: Path, name: str, index: int, cfg: AugmentConfig,
+                    out: Path) -> list[list]:
     jpeg = source.suffix.lower() in _JPEG
     ops = parse_ops(cfg.ops)
     rows = []
@@ -92,6 +107,8 @@ def export_variants(cfg: AugmentConfig, log: Callable[[str], None] = print) -> A
             rows += [[file, relative, class_names[label], seed, ops] for file, seed, ops in result]
     for source, reason in skipped:
         log(f"skipped {source}: {reason}")
+    if not rows:
+        raise GanError(f"no image in {root} could be read ({len(skipped)} skipped, reasons above); nothing was written")
     manifest = out / "manifest.csv"
     buffer = io.StringIO()
     csv.writer(buffer).writerows([["file", "source", "class", "seed", "ops"], *rows])

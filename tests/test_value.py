@@ -66,6 +66,37 @@ def test_only_the_configurations_asked_for_are_trained(folders, tmp_path):
     assert list(report["conditions"]) == [REAL] and report["verdict"].startswith("real images alone")
 
 
+def test_a_re_encoded_copy_of_a_test_image_is_caught_too(folders, tmp_path):
+    some_test_image = next((tmp_path / "test" / "blue").iterdir())
+    Image.open(some_test_image).save(tmp_path / "train" / "blue" / "resaved.png", compress_level=1)  # other bytes
+    assert (tmp_path / "train" / "blue" / "resaved.png").read_bytes() != some_test_image.read_bytes()
+    with pytest.raises(GanError, match="1 images in --test are also in --train"):
+        measure_value(settings(folders, tmp_path / "r"), log=lambda _: None)
+
+
+def test_the_report_never_lands_inside_an_input_folder(folders, tmp_path):
+    with pytest.raises(GanError, match="--out .* is inside --train"):
+        measure_value(settings(folders, tmp_path / "train" / "report"), log=lambda _: None)
+    assert not (tmp_path / "train" / "report").exists()
+
+
+def test_synthetic_images_are_mixed_in_per_class_and_every_batch_is_full(folders, tmp_path, monkeypatch):
+    import gan.value as value_module
+
+    seen = []
+    real_train = value_module.train_classifier
+
+    def recording(data, *args, **kwargs):
+        seen.append(data.labels.bincount(minlength=2).tolist())
+        return real_train(data, *args, **kwargs)
+
+    monkeypatch.setattr(value_module, "train_classifier", recording)
+    lines = []
+    measure_value(settings(folders, tmp_path / "r", seeds=1, classical=False, synthetic_ratio=3), log=lines.append)
+    assert seen == [[4, 4], [4 + 8, 4 + 8]]  # ratio 3 asks for 12 a class; the 8 there are are all used
+    assert any("asks for 12 synthetic red images" in line for line in lines)
+
+
 def test_a_test_set_that_overlaps_training_or_synthetic_images_is_refused(folders, tmp_path):
     some_test_image = next((tmp_path / "test" / "red").iterdir())
     shutil.copy(some_test_image, tmp_path / "train" / "red" / "renamed.png")  # same bytes, another name
@@ -88,18 +119,28 @@ def test_classes_must_match_by_name(folders, tmp_path):
         shutil.copy(image, flat / image.name)
     cfg = settings(folders, tmp_path / "r")
     cfg.train = str(flat)
-    with pytest.raises(GanError, match="has no class subfolders: a classifier needs one subfolder per class"):
+    with pytest.raises(GanError, match="flat has no class subfolders: gan value needs labelled images"):
+        measure_value(cfg, log=lambda _: None)
+    cfg.train = str(tmp_path / "one-class")
+    shutil.copytree(tmp_path / "train" / "red", tmp_path / "one-class" / "red")
+    with pytest.raises(GanError, match=r"has one class folder \(red\): a classifier needs two or more"):
         measure_value(cfg, log=lambda _: None)
 
 
-def test_the_verdict_weighs_the_gain_against_its_spread():
+def test_the_verdict_counts_a_gain_when_its_95_percent_interval_excludes_zero():
     def results(base, better):
-        return {CLASSICAL: {"accuracy": base}, BOTH: {"accuracy": better}, REAL: {"accuracy": base}}
+        return {REAL: {"accuracy": base}, CLASSICAL: {"accuracy": base}, SYNTHETIC: {"accuracy": base},
+                BOTH: {"accuracy": better}}
 
-    assert verdict(results([0.50, 0.52, 0.51], [0.54, 0.55, 0.55])) == \
-        "synthetic images improved accuracy by 3.7 ± 0.6 points over classical augmentation"
-    assert verdict(results([0.50, 0.52, 0.51], [0.40, 0.43, 0.41])).startswith("synthetic images made accuracy worse, by 9.7")
+    headline = verdict(results([0.50, 0.52, 0.51], [0.54, 0.55, 0.55])).split("; ")
+    assert headline[0] == "synthetic images improved accuracy by 3.7 ± 1.4 points over classical augmentation"
+    assert headline[1].startswith("synthetic images did not help: +0.0 ± 0.0 points instead of classical")
+    assert verdict(results([0.50, 0.52, 0.51], [0.40, 0.43, 0.41])).startswith(
+        "synthetic images made accuracy worse, by 9.7 ±")
     assert verdict(results([0.50, 0.52, 0.51], [0.53, 0.49, 0.52])).startswith("synthetic images did not help: +0.3 ±")
+    assert "one seed: train with --seeds 3" in verdict(results([0.5], [0.6]))
+    classical_only = {REAL: {"accuracy": [0.5, 0.6]}, CLASSICAL: {"accuracy": [0.7, 0.8]}}
+    assert verdict(classical_only) == "classical augmentation improved accuracy by 20.0 ± 0.0 points over real images alone"
 
 
 def test_cli_prints_the_verdict_and_where_the_report_is(folders, tmp_path, capsys):

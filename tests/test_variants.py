@@ -39,8 +39,8 @@ def test_formats_modes_and_bad_files(tmp_path):
     write_images(data, 1, mode="L", seed=1)  # img000.png next to img000.jpg: names must not collide
     (data / "broken.png").write_bytes(b"not an image")
     result = run(data, tmp_path / "out", per_image=1)
-    assert sorted(f.name for f in result.files) == ["img000_jpg_aug00.jpg", "img000_png_aug00.png"]
-    assert Image.open(tmp_path / "out" / "img000_png_aug00.png").mode == "L"  # grayscale stays grayscale
+    assert sorted(f.name for f in result.files) == ["img000-2_aug00.png", "img000_aug00.jpg"]
+    assert Image.open(tmp_path / "out" / "img000-2_aug00.png").mode == "L"  # grayscale stays grayscale
     assert result.skipped == [("broken.png", "not an image (or not one of PNG, JPEG, WebP, BMP, GIF, TIFF)")]
 
 
@@ -53,6 +53,24 @@ def test_output_folders_that_would_lose_or_mix_files_are_refused(class_folder, t
         run(class_folder, tmp_path / "full")
     run(class_folder, tmp_path / "full", overwrite=True)
     assert (tmp_path / "full" / "mine.txt").read_text() == "keep me"
+
+
+def test_thin_tiny_and_same_named_images_all_get_their_variants(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    for name, size in (("thin.png", (1, 40)), ("wide.png", (500, 5)), ("dot.png", (1, 1)), ("same.png", (8, 8)),
+                       ("same.PNG", (9, 9))):
+        Image.new("RGB", size, (200, 100, 50)).save(data / name, format="PNG")
+    result = run(data, tmp_path / "out", per_image=3, ops="blur,rotate,crop", strength=0.01)
+    assert not result.skipped and len(result.files) == 15 == len({f.name.lower() for f in result.files})
+    assert all(f.exists() for f in result.files)
+
+
+def test_a_folder_of_unreadable_files_is_an_error_not_an_empty_success(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.png").write_bytes(b"junk")
+    with pytest.raises(GanError, match="no image in .* could be read .*nothing was written"):
+        run(tmp_path / "data", tmp_path / "out")
 
 
 @pytest.mark.parametrize("settings, message", [
