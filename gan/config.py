@@ -328,7 +328,7 @@ class ValueConfig:
     classical: bool = option(False, "also train with classical augmentation on the fly, with and without synthetic")
     synthetic_ratio: float = option(1.0, "synthetic images mixed in per real one")
     seeds: int = option(3, "classifier trainings per configuration (seeds 0, 1, ...): accuracy is their mean ± std")
-    epochs: int = option(100, "training length, in passes over the real images (the same steps for every configuration)")
+    epochs: int = option(50, "training length, in passes over the real images (the same steps for every configuration)")
     resolution: int = option(32, "image size the classifier sees, in pixels (a power of two, 16 or more)")
     batch_size: int = option(64, "images per classifier step")
     ops: str = option(",".join(CLASSICAL_OPS), "classical operations used with --classical")
