@@ -26,6 +26,7 @@ from gan.value import measure_value
 
 
 ROOT = Path(__file__).resolve().parent.parent
+MARKER = ".gan-value-benchmark"  # only a folder holding this is ever emptied
 
 
 def quiet(_: str) -> None:
@@ -61,9 +62,11 @@ def main() -> int:
     train_dir, test_dir, synthetic, runs = out / "train", out / "held-out", out / "synthetic", out / "runs"
     started = time.perf_counter()
     if not args.reuse_gan:
-        if out.exists() and not (out / "train").is_dir():
+        if out.exists() and not (out / MARKER).exists():
             sys.exit(f"{out} exists and is not an earlier benchmark folder; give an --out that is new or one of ours")
         shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
+        (out / MARKER).touch()
         random_split(out, args.per_class)
         cfg = RunConfig()
         cfg.data.path, cfg.data.resolution = str(train_dir), 32
