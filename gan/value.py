@@ -116,19 +116,28 @@ def _load_sets(cfg: ValueConfig, log) -> _Sets:
     return sets
 
 
-def _mixed(sets: _Sets, cfg: ValueConfig, seed: int, log) -> tuple[TrainingSet, int]:
+def _wanted(sets: _Sets, cfg: ValueConfig, c: int) -> int:
+    """Synthetic images of class c that --synthetic-ratio asks for."""
+    return round(cfg.synthetic_ratio * int((sets.train.labels == c).sum()))
+
+
+def _note_short_classes(sets: _Sets, cfg: ValueConfig, log) -> None:
+    for c, name in enumerate(sets.class_names):
+        available = int((sets.synthetic.labels == c).sum())
+        if _wanted(sets, cfg, c) > available:
+            log(f"note: --synthetic-ratio {cfg.synthetic_ratio:g} asks for {_wanted(sets, cfg, c)} synthetic {name} "
+                f"images; {cfg.synthetic} has {available}, and all of them are used")
+
+
+def _mixed(sets: _Sets, cfg: ValueConfig, seed: int) -> tuple[TrainingSet, int]:
     """The real images plus --synthetic-ratio synthetic images per real one of each class (a different random
     subset for each seed; all there are when a class has fewer), and how many synthetic images that is."""
     real, synthetic = sets.train, sets.synthetic
     generator = torch.Generator().manual_seed(seed * 8 + _SYNTHETIC_STREAM)
     picks = []
-    for c, name in enumerate(sets.class_names):
+    for c in range(len(sets.class_names)):
         available = (synthetic.labels == c).nonzero().flatten()
-        wanted = round(cfg.synthetic_ratio * int((real.labels == c).sum()))
-        if wanted > len(available) and seed == 0:
-            log(f"note: --synthetic-ratio {cfg.synthetic_ratio:g} asks for {wanted} synthetic {name} images; "
-                f"{cfg.synthetic} has {len(available)}, and all of them are used")
-        picks.append(available[torch.randperm(len(available), generator=generator)[:wanted]])
+        picks.append(available[torch.randperm(len(available), generator=generator)[:_wanted(sets, cfg, c)]])
     pick = torch.cat(picks)
     return TrainingSet(torch.cat([real.images, synthetic.images[pick]]),
                        torch.cat([real.labels, synthetic.labels[pick]])), len(pick)
@@ -217,6 +226,8 @@ def measure_value(cfg: ValueConfig, log: Callable[[str], None] = print) -> Value
     _warn_unused(cfg, log)
     device = devices.pick_device(cfg.device)
     sets = _load_sets(cfg, log)
+    if sets.synthetic is not None:
+        _note_short_classes(sets, cfg, log)
     out = prepare_out(cfg.out, cfg.overwrite)
     real = TrainingSet(sets.train.images, sets.train.labels)
     classes = len(sets.class_names)
@@ -227,7 +238,7 @@ def measure_value(cfg: ValueConfig, log: Callable[[str], None] = print) -> Value
     for condition in _conditions(cfg):
         runs = []
         for seed in range(cfg.seeds):
-            data, count = _mixed(sets, cfg, seed, log) if condition in (SYNTHETIC, BOTH) else (real, 0)
+            data, count = _mixed(sets, cfg, seed) if condition in (SYNTHETIC, BOTH) else (real, 0)
             used = max(used, count)
             augment = None
             if condition in (CLASSICAL, BOTH):

@@ -94,7 +94,7 @@ def test_synthetic_images_are_mixed_in_per_class_and_every_batch_is_full(folders
     lines = []
     measure_value(settings(folders, tmp_path / "r", seeds=1, classical=False, synthetic_ratio=3), log=lines.append)
     assert seen == [[4, 4], [4 + 8, 4 + 8]]  # ratio 3 asks for 12 a class; the 8 there are are all used
-    assert any("asks for 12 synthetic red images" in line for line in lines)
+    assert sum("asks for 12 synthetic red images" in line for line in lines) == 1
 
 
 def test_a_test_set_that_overlaps_training_or_synthetic_images_is_refused(folders, tmp_path):
