@@ -48,6 +48,16 @@ def parse_ops(ops: str) -> tuple[str, ...]:
     return names
 
 
+def check_seed(seed: int, last: int = MAX_SEED - 1) -> None:
+    if not 0 <= seed <= last:
+        raise GanError(f"--seed must be between 0 and {last}, got {seed}")
+
+
+def check_workers(workers: int) -> None:
+    if workers < 0:
+        raise GanError(f"--workers must be 0 (auto) or more, got {workers}")
+
+
 def option(default, help: str, choices: tuple | None = None, flag: str | None = None):
     """A config field that is also a command-line flag (`--field-name` unless `flag` says otherwise).
 
@@ -87,8 +97,7 @@ class DataConfig:
             raise GanError(f"--channels must be 1, 3 or 0 (auto), got {self.channels}")
         if self.max_pixels < 1:
             raise GanError(f"--max-pixels must be positive, got {self.max_pixels}")
-        if self.workers < 0:
-            raise GanError(f"--workers must be 0 (auto) or more, got {self.workers}")
+        check_workers(self.workers)
         try:
             ImageColor.getrgb(self.background)
         except ValueError:
@@ -153,8 +162,7 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise GanError(f"{flag_name(name)} must be positive, got {getattr(self, name)}")
-        if not 0 <= self.seed < MAX_SEED:
-            raise GanError(f"--seed must be between 0 and {MAX_SEED - 1}, got {self.seed}")
+        check_seed(self.seed)
         for name in ("beta1", "beta2", "ema_decay", "augment_target"):
             if not 0 <= getattr(self, name) < 1:
                 raise GanError(f"{flag_name(name)} must be in [0, 1), got {getattr(self, name)}")
@@ -252,10 +260,8 @@ class SampleConfig:
         for name in ("count", "batch_size"):
             if getattr(self, name) < 1:
                 raise GanError(f"{flag_name(name)} must be positive, got {getattr(self, name)}")
-        if not 0 <= self.seed <= MAX_SEED - self.count:
-            raise GanError(f"--seed must be between 0 and {MAX_SEED - self.count}, got {self.seed}")
-        if self.workers < 0:
-            raise GanError(f"--workers must be 0 (auto) or more, got {self.workers}")
+        check_seed(self.seed, MAX_SEED - self.count)
+        check_workers(self.workers)
 
 
 @dataclass
@@ -278,9 +284,7 @@ class EvalConfig:
             raise GanError(f"--count must be 0 (the run's) or 2 or more, got {self.count}")
         if self.batch_size < 1:
             raise GanError(f"--batch-size must be positive, got {self.batch_size}")
-        last_seed = MAX_SEED - max(self.count, 5000)
-        if not 0 <= self.seed <= last_seed:
-            raise GanError(f"--seed must be between 0 and {last_seed}, got {self.seed}")
+        check_seed(self.seed, MAX_SEED - max(self.count, 5000))
 
 
 def _validate_classical(ops: str, strength: float) -> None:
@@ -313,10 +317,8 @@ class AugmentConfig:
         if self.per_image < 1:
             raise GanError(f"--per-image must be positive, got {self.per_image}")
         _validate_classical(self.ops, self.strength)
-        if not 0 <= self.seed < MAX_SEED:
-            raise GanError(f"--seed must be between 0 and {MAX_SEED - 1}, got {self.seed}")
-        if self.workers < 0:
-            raise GanError(f"--workers must be 0 (auto) or more, got {self.workers}")
+        check_seed(self.seed)
+        check_workers(self.workers)
 
 
 @dataclass

@@ -38,7 +38,7 @@ class ValueResult:
 
 @dataclass
 class _Sets:
-    train: ImageDataset
+    train: TrainingSet
     test: TrainingSet
     synthetic: TrainingSet | None
     class_names: list[str]
@@ -108,7 +108,7 @@ def _load_sets(cfg: ValueConfig, log) -> _Sets:
     _refuse_overlap(test, [(train, cfg.train, "--train")] + ([(synthetic, cfg.synthetic, "--synthetic")] if synthetic
                                                               else []), cfg)
     names = train.class_names
-    sets = _Sets(train, _labelled_as(test, names, "--test"),
+    sets = _Sets(TrainingSet(train.images, train.labels), _labelled_as(test, names, "--test"),
                  _labelled_as(synthetic, names, "--synthetic") if synthetic else None, names)
     missing = [name for c, name in enumerate(names) if not (sets.test.labels == c).any()]
     if missing:
@@ -229,7 +229,7 @@ def measure_value(cfg: ValueConfig, log: Callable[[str], None] = print) -> Value
     if sets.synthetic is not None:
         _note_short_classes(sets, cfg, log)
     out = prepare_out(cfg.out, cfg.overwrite)
-    real = TrainingSet(sets.train.images, sets.train.labels)
+    real = sets.train
     classes = len(sets.class_names)
     steps = cfg.epochs * math.ceil(len(real.labels) / cfg.batch_size)
     log(f"training {len(_conditions(cfg)) * cfg.seeds} classifiers of {steps} steps on {device}: "
