@@ -90,6 +90,26 @@ def build_networks(cfg: RunConfig, device: torch.device) -> Networks:
     return Networks(G, D, G_ema, opt_G, opt_D, layout)
 
 
+def build_loop(cfg: RunConfig, dataset: ImageDataset, device: torch.device) -> Loop:
+    """A fresh training state for `cfg` (resolved against `dataset`): networks, batches and random streams."""
+    t = cfg.train
+    nets = build_networks(cfg, device)
+    adaptive = t.augment_p == "auto"
+    return Loop(
+        nets=nets,
+        G=devices.maybe_compile(nets.G, t.compile, device),
+        D=devices.maybe_compile(nets.D, t.compile, device),
+        batches=RealBatches(dataset, t.batch_size, cfg.data.mirror, cfg.data.class_balance,
+                            seeded(t.seed, _DATA_STREAM), device),
+        noise=seeded(t.seed, _NOISE_STREAM),
+        augment_generator=seeded(t.seed, _AUGMENT_STREAM, device),
+        augment_p=AugmentProbability(0.0 if adaptive else float(t.augment_p), adaptive, t.augment_target,
+                                     t.batch_size, device),
+        policy=parse_policy(t.augment),
+        r1=torch.zeros((), device=device),
+    )
+
+
 def training_state(loop: Loop, step: int, cfg: RunConfig, data_fingerprint: str) -> dict:
     """Everything a resume needs, as plain tensors and dicts (loadable with weights_only=True)."""
     nets = loop.nets
@@ -181,7 +201,7 @@ def train_step(loop: Loop, cfg: RunConfig, device: torch.device, amp: torch.dtyp
                         loop.augment_p.p, loop.augment_p.rt]).float()
 
 
-def _record_dataset(cfg: RunConfig, dataset: ImageDataset, resumed: Checkpoint | None, log) -> None:
+def record_dataset(cfg: RunConfig, dataset: ImageDataset, resumed: Checkpoint | None, log) -> None:
     """Write what the data decided (channels, classes, absolute paths) into the config; check a resume's data."""
     if resumed:
         trained_on = resumed.saved_config().data.class_names
@@ -301,24 +321,11 @@ def train(cfg: RunConfig, resume: Checkpoint | None = None, log: Callable[[str],
     device = devices.pick_device(cfg.train.device)
     amp = devices.autocast_dtype(device, cfg.train.precision)
     dataset = load_dataset(cfg.data, log)
-    _record_dataset(cfg, dataset, resume, log)
+    record_dataset(cfg, dataset, resume, log)
 
     t = cfg.train
-    nets = build_networks(cfg, device)
-    adaptive = t.augment_p == "auto"
-    loop = Loop(
-        nets=nets,
-        G=devices.maybe_compile(nets.G, t.compile, device),
-        D=devices.maybe_compile(nets.D, t.compile, device),
-        batches=RealBatches(dataset, t.batch_size, cfg.data.mirror, cfg.data.class_balance,
-                            seeded(t.seed, _DATA_STREAM), device),
-        noise=seeded(t.seed, _NOISE_STREAM),
-        augment_generator=seeded(t.seed, _AUGMENT_STREAM, device),
-        augment_p=AugmentProbability(0.0 if adaptive else float(t.augment_p), adaptive, t.augment_target,
-                                     t.batch_size, device),
-        policy=parse_policy(t.augment),
-        r1=torch.zeros((), device=device),
-    )
+    loop = build_loop(cfg, dataset, device)
+    nets = loop.nets
     start = 0
     if resume:
         _restore(resume, loop, cfg, log)

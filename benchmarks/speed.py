@@ -1,0 +1,131 @@
+"""What the speed benchmarks share: timing with medians, peak memory while a section runs, the machine header."""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import statistics
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from gan.device import cpu_cores
+
+
+@dataclass
+class Measured:
+    name: str
+    rates: list[float]  # images/s of each repeat
+    rss_mb: float  # peak resident memory of this process and its children while the section ran
+    cuda_mb: float | None = None  # peak CUDA memory allocated, on a GPU
+    note: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.rates)
+
+
+def _rss_bytes() -> int:
+    """Resident memory of this process plus its children (DataLoader workers, decoding processes), from /proc."""
+    total, pending = 0, [os.getpid()]
+    while pending:
+        pid = pending.pop()
+        try:
+            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                pending += [int(child) for child in (task / "children").read_text().split()]
+        except (OSError, ValueError):
+            continue
+    return total
+
+
+@contextmanager
+def peak_memory(device: torch.device):
+    """Yields a dict that holds, after the block, its peak RSS (MB, sampled every 10 ms) and CUDA peak (MB)."""
+    result: dict = {}
+    on_linux = Path("/proc/self/statm").exists()
+    peak = [_rss_bytes() if on_linux else 0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.01):
+            peak[0] = max(peak[0], _rss_bytes())
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    if on_linux:
+        sampler.start()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    try:
+        yield result
+    finally:
+        done.set()
+        if on_linux:
+            sampler.join()
+        else:  # the process's lifetime peak: an upper bound for this block
+            peak[0] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if platform.system() == "Darwin" else 1024)
+        result["rss_mb"] = peak[0] / 2**20
+        if device.type == "cuda":
+            result["cuda_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def measure(name: str, run: Callable[[int], int], device: torch.device, steps: int, repeats: int, warmup: int,
+            note: str = "") -> Measured:
+    """Images/s of `run(steps)` (which returns the number of images it handled) over `repeats` timed repeats after
+    `warmup` untimed steps; the device is synchronised only at the end of each repeat, never inside it."""
+    with peak_memory(device) as memory:
+        run(warmup)
+        synchronize(device)
+        rates = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            images = run(steps)
+            synchronize(device)
+            rates.append(images / (time.perf_counter() - start))
+    result = Measured(name, rates, memory["rss_mb"], memory.get("cuda_mb"), note)
+    print(f"  {name}: {result.median:,.0f} img/s", flush=True)
+    return result
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def describe_machine(device: torch.device) -> str:
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
+    return (f"device {device} ({where}), torch {torch.__version__}, {torch.get_num_threads()} threads, "
+            f"{cpu_cores()} cores")
+
+
+def print_table(rows: list[Measured]) -> None:
+    """One line per measurement: median images/s, the spread of the repeats, peak memory."""
+    cuda = any(r.cuda_mb is not None for r in rows)
+    width = max(len(r.name) for r in rows)
+    header = f"{'':<{width}}  {'img/s':>9}  {'repeats (min-max)':>17}  {'peak RSS':>9}"
+    print(header + ("  CUDA peak" if cuda else ""))
+    for r in rows:
+        spread = f"{min(r.rates):,.0f}-{max(r.rates):,.0f}"
+        line = f"{r.name:<{width}}  {r.median:>9,.0f}  {spread:>17}  {r.rss_mb:>6,.0f} MB"
+        if cuda:
+            line += f"  {r.cuda_mb:>6,.0f} MB" if r.cuda_mb is not None else ""
+        print(line + (f"  {r.note}" if r.note else ""))

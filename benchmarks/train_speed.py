@@ -1,0 +1,310 @@
+"""Training speed, side by side in one process on one folder: the PyTorch DCGAN example's loop (re-implemented here
+from its description), our training step, the compute floor of our networks, and each data path alone.
+
+    python benchmarks/train_speed.py --data data/emoji [--steps 8 --repeats 3] [--variants] [--profile]
+
+Same architecture for all (DCGAN at 64 px, ngf = ndf = 64, z 100, batch 64, BatchNorm in D, unconditional), so the
+rows differ only in the data path, the loss and what runs around the networks:
+- reference: ImageFolder-style PIL decode + Resize/CenterCrop/ToTensor/Normalize in DataLoader workers every
+  step, Sigmoid + BCELoss, and the example's per-step .item() reads.
+- ours: `gan.train.train_step` on our data path (decoded once, batches on the device), losses read every
+  --log-every steps as `gan train` does; augmentation and EMA off, then on (translation,cutout,color, adaptive p).
+- floor: our G and D doing forward, backward and Adam steps on random tensors already on the device.
+- data: images/s the reference DataLoader delivers with no model, and what ours delivers (on the device,
+  augmented in the second row).
+`--variants` also times the floor with bf16 autocast, channels_last and torch.compile (alone and combined);
+`--profile` prints torch.profiler's table of where our step spends its time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+import torch
+import torchvision.transforms as T
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from torchvision.datasets.folder import default_loader
+
+from gan import device as devices
+from gan.augment import augment
+from gan.config import DEFAULT_POLICY, RunConfig
+from gan.data import check_folder, load_dataset, scan_folder
+from gan.losses import LOSSES
+from gan.train import build_loop, build_networks, record_dataset, train_step
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from speed import Measured, describe_machine, measure, print_table  # noqa: E402
+
+RESOLUTION, WIDTH, Z_DIM, BATCH = 64, 64, 100, 64
+
+
+# --- the reference: the PyTorch DCGAN example, re-implemented from its description -----------------------------------
+
+
+class ReferenceImages(Dataset):
+    """What ImageFolder does per item: open with PIL, convert to RGB, transform."""
+
+    def __init__(self, files: list[Path], transform):
+        self.files, self.transform = files, transform
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int):
+        return self.transform(default_loader(str(self.files[i]))), 0
+
+
+def reference_loader(data: Path, workers: int) -> DataLoader:
+    files, _, _ = scan_folder(data, log=lambda _: None)
+    transform = T.Compose([T.Resize(RESOLUTION), T.CenterCrop(RESOLUTION), T.ToTensor(),
+                           T.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))])
+    return DataLoader(ReferenceImages(files, transform), batch_size=BATCH, shuffle=True, num_workers=workers,
+                      persistent_workers=workers > 0)
+
+
+def endless(loader: DataLoader):
+    while True:
+        yield from loader
+
+
+def reference_networks() -> tuple[nn.Module, nn.Module]:
+    g, d = WIDTH, WIDTH
+    G = nn.Sequential(
+        nn.ConvTranspose2d(Z_DIM, g * 8, 4, 1, 0, bias=False), nn.BatchNorm2d(g * 8), nn.ReLU(True),
+        nn.ConvTranspose2d(g * 8, g * 4, 4, 2, 1, bias=False), nn.BatchNorm2d(g * 4), nn.ReLU(True),
+        nn.ConvTranspose2d(g * 4, g * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(g * 2), nn.ReLU(True),
+        nn.ConvTranspose2d(g * 2, g, 4, 2, 1, bias=False), nn.BatchNorm2d(g), nn.ReLU(True),
+        nn.ConvTranspose2d(g, 3, 4, 2, 1, bias=False), nn.Tanh(),
+    )
+    D = nn.Sequential(
+        nn.Conv2d(3, d, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True),
+        nn.Conv2d(d, d * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(d * 2), nn.LeakyReLU(0.2, True),
+        nn.Conv2d(d * 2, d * 4, 4, 2, 1, bias=False), nn.BatchNorm2d(d * 4), nn.LeakyReLU(0.2, True),
+        nn.Conv2d(d * 4, d * 8, 4, 2, 1, bias=False), nn.BatchNorm2d(d * 8), nn.LeakyReLU(0.2, True),
+        nn.Conv2d(d * 8, 1, 4, 1, 0, bias=False), nn.Sigmoid(),
+    )
+    for module in [*G.modules(), *D.modules()]:
+        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(module.weight, 0.0, 0.02)
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.normal_(module.weight, 1.0, 0.02)
+            nn.init.zeros_(module.bias)
+    return G, D
+
+
+def reference_loop(data: Path, workers: int, device: torch.device):
+    """run(steps) -> images: the example's training iteration, data loading included."""
+    G, D = (net.to(device) for net in reference_networks())
+    opt_G = torch.optim.Adam(G.parameters(), 2e-4, betas=(0.5, 0.999))
+    opt_D = torch.optim.Adam(D.parameters(), 2e-4, betas=(0.5, 0.999))
+    criterion = nn.BCELoss()
+    batches = endless(reference_loader(data, workers))
+
+    def run(steps: int) -> int:
+        images = 0
+        for _ in range(steps):
+            real = next(batches)[0].to(device)
+            b = real.size(0)
+            ones, zeros = torch.full((b,), 1.0, device=device), torch.full((b,), 0.0, device=device)
+            D.zero_grad()
+            output = D(real).view(-1)
+            criterion(output, ones).backward()
+            output.mean().item()  # D(x), as the example reads it every step
+            fake = G(torch.randn(b, Z_DIM, 1, 1, device=device))
+            output = D(fake.detach()).view(-1)
+            criterion(output, zeros).backward()
+            output.mean().item()
+            opt_D.step()
+            G.zero_grad()
+            output = D(fake).view(-1)
+            criterion(output, ones).backward()
+            output.mean().item()
+            opt_G.step()
+            images += b
+        return images
+
+    return run
+
+
+def reference_data(data: Path, workers: int):
+    batches = endless(reference_loader(data, workers))
+
+    def run(steps: int) -> int:
+        return sum(next(batches)[0].shape[0] for _ in range(steps))
+
+    return run
+
+
+# --- ours ----------------------------------------------------------------------------------------------------------
+
+
+def our_config(data: Path, device: str, precision: str, augmented: bool, compile: bool = False) -> RunConfig:
+    """Our training at the reference's architecture; augmentation and EMA off or on."""
+    cfg = RunConfig()
+    cfg.data.path = str(data)
+    cfg.data.resolution = RESOLUTION
+    cfg.data.cache = True
+    cfg.model = dataclasses.replace(cfg.model, z_dim=Z_DIM, g_channels=WIDTH, d_channels=WIDTH, conditional="off",
+                                    spectral_norm="off")
+    t = cfg.train
+    t.batch_size, t.device, t.precision, t.compile = BATCH, device, precision, compile
+    t.loss, t.r1_gamma = "nonsaturating", 0.0
+    t.augment = DEFAULT_POLICY if augmented else "none"
+    t.augment_p = "auto" if augmented else "0"
+    t.ema_decay = 0.999 if augmented else 0.0
+    return cfg
+
+
+def our_loop(cfg: RunConfig, dataset, device: torch.device):
+    """run(steps) -> images: `train_step`, with the stats read back every --log-every steps as `gan train` does."""
+    loop = build_loop(cfg, dataset, device)
+    amp = devices.autocast_dtype(device, cfg.train.precision)
+    step = [0]
+
+    def run(steps: int) -> int:
+        window = []
+        for _ in range(steps):
+            step[0] += 1
+            window.append(train_step(loop, cfg, device, amp, step[0]))
+            if len(window) == cfg.train.log_every:
+                torch.stack(window).cpu()
+                window.clear()
+        if window:
+            torch.stack(window).cpu()
+        return steps * cfg.train.batch_size
+
+    return run, loop
+
+
+def our_data(loop, augmented: bool):
+    def run(steps: int) -> int:
+        for _ in range(steps):
+            real, _ = next(loop.batches)
+            if augmented:
+                augment(real, loop.policy, loop.augment_p.p, loop.augment_generator)
+        return steps * BATCH
+
+    return run
+
+
+def floor_loop(cfg: RunConfig, device: torch.device, channels_last: bool | None = None):
+    """run(steps) -> images: our G and D, forward + backward + Adam on random tensors already on the device."""
+    nets = build_networks(cfg, device)
+    layout = nets.channels_last if channels_last is None else channels_last
+    if layout and not nets.channels_last:
+        for net in (nets.G, nets.D):
+            net.to(memory_format=torch.channels_last)
+    G = devices.maybe_compile(nets.G, cfg.train.compile, device)
+    D = devices.maybe_compile(nets.D, cfg.train.compile, device)
+    amp = devices.autocast_dtype(device, cfg.train.precision)
+    d_loss, g_loss = LOSSES[cfg.train.loss]
+    real = devices.as_layout(torch.randn(BATCH, 3, RESOLUTION, RESOLUTION, device=device), layout)
+    z = torch.randn(BATCH, Z_DIM, device=device)
+
+    def run(steps: int) -> int:
+        for _ in range(steps):
+            with devices.autocast(device, amp):
+                fake = G(z)
+                loss_D = d_loss(D(real).float(), D(fake.detach()).float())
+            nets.opt_D.zero_grad(set_to_none=True)
+            loss_D.backward()
+            nets.opt_D.step()
+            nets.D.requires_grad_(False)
+            with devices.autocast(device, amp):
+                loss_G = g_loss(D(fake).float())
+            nets.opt_G.zero_grad(set_to_none=True)
+            loss_G.backward()
+            nets.opt_G.step()
+            nets.D.requires_grad_(True)
+        return steps * BATCH
+
+    return run
+
+
+def profile_step(cfg: RunConfig, dataset, device: torch.device, steps: int) -> None:
+    """Where one of our steps spends its time: torch.profiler's table by self time."""
+    run, _ = our_loop(cfg, dataset, device)
+    run(2)
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if device.type == "cuda":
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    with torch.profiler.profile(activities=activities) as profiler:
+        run(steps)
+    sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    print(f"\nprofile of {steps} steps ({cfg.train.precision}, augment {cfg.train.augment}):")
+    print(profiler.key_averages().table(sort_by=sort, row_limit=18))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default="data/emoji", help="image folder (default: the bundled emoji)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--steps", type=int, default=8, help="timed steps per repeat")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps before the repeats")
+    parser.add_argument("--workers", type=int, default=2, help="the reference DataLoader's workers (the example: 2)")
+    parser.add_argument("--variants", action="store_true", help="also time the floor with bf16, channels_last, compile")
+    parser.add_argument("--profile", action="store_true", help="print torch.profiler's table for our step")
+    args = parser.parse_args(argv)
+
+    data = check_folder(args.data)
+    device = devices.pick_device(args.device)
+    default_precision = "bf16" if devices.autocast_dtype(device, "auto") else "fp32"
+    timing = dict(device=device, steps=args.steps, repeats=args.repeats, warmup=args.warmup)
+    print(f"{describe_machine(device)}; {RESOLUTION} px, batch {BATCH}, {args.steps} steps x {args.repeats} repeats "
+          f"after {args.warmup}; default precision here: {default_precision}")
+
+    base = our_config(data, args.device, "fp32", augmented=False)
+    dataset = load_dataset(base.data, log=lambda _: None)
+    record_dataset(base, dataset, None, log=lambda _: None)
+
+    def configured(precision: str, augmented: bool, compile: bool = False) -> RunConfig:
+        cfg = our_config(data, args.device, precision, augmented, compile)
+        record_dataset(cfg, dataset, None, log=lambda _: None)
+        return cfg
+
+    rows: list[Measured] = []
+    rows.append(measure("reference DCGAN loop", reference_loop(data, args.workers, device), **timing))
+    precisions = ["fp32"] + ([default_precision] if default_precision != "fp32" else [])
+    loops = {}
+    for precision in precisions:
+        rows.append(measure(f"floor, {precision}", floor_loop(configured(precision, False), device), **timing))
+        for augmented in (False, True):
+            label = "augment + EMA" if augmented else "no augment, no EMA"
+            run, loops[augmented] = our_loop(configured(precision, augmented), dataset, device)
+            rows.append(measure(f"ours, {precision}, {label}", run, **timing))
+    data_timing = {**timing, "steps": args.steps * 25, "warmup": args.warmup * 10}  # batches without a model are quick
+    rows.append(measure("data: reference DataLoader", reference_data(data, args.workers), **data_timing))
+    rows.append(measure("data: ours", our_data(loops[False], False), **data_timing))
+    rows.append(measure("data: ours, augmented", our_data(loops[True], True), **data_timing))
+    if args.variants:
+        for name, precision, layout, compile in (("bf16", "bf16", False, False), ("channels_last", "fp32", True, False),
+                                                 ("bf16 + channels_last", "bf16", True, False),
+                                                 ("compile", "fp32", None, True), ("bf16 + compile", "bf16", None, True)):
+            run = floor_loop(configured(precision, False, compile), device, layout)
+            rows.append(measure(f"floor variant: {name}", run, **timing))
+
+    print()
+    print_table(rows)
+    by_name = {r.name: r.median for r in rows}
+    default = precisions[-1]
+    ours_default = by_name[f"ours, {default}, augment + EMA"]
+    print(f"\nours/reference at defaults ({default}, augment + EMA): {ours_default / by_name['reference DCGAN loop']:.2f}x")
+    for precision in precisions:
+        plain = by_name[f"ours, {precision}, no augment, no EMA"]
+        floor = by_name[f"floor, {precision}"]
+        augmented = by_name[f"ours, {precision}, augment + EMA"]
+        print(f"{precision}: ours/floor {plain / floor:.2f}x (no augment), augmentation + EMA cost "
+              f"{1 - augmented / plain:.0%}")
+    print(f"data path: ours/reference {by_name['data: ours'] / by_name['data: reference DataLoader']:.0f}x, "
+          f"augmented ours/reference {by_name['data: ours, augmented'] / by_name['data: reference DataLoader']:.0f}x")
+    if args.profile:
+        profile_step(configured(default, True), dataset, device, args.steps)
+
+
+if __name__ == "__main__":
+    main()
