@@ -32,31 +32,36 @@ class Measured:
         return statistics.median(self.rates)
 
 
-def _rss_bytes() -> int:
-    """Resident memory of this process plus its children (DataLoader workers, decoding processes), from /proc."""
-    total, pending = 0, [os.getpid()]
+def _memory_bytes() -> tuple[int, int]:
+    """(resident, anonymous resident) bytes of this process plus its children (DataLoader workers, decoding
+    processes), from /proc. Anonymous memory is what the kernel cannot drop; resident also counts the pages of
+    memory-mapped files, which it can."""
+    resident, anonymous, pending = 0, 0, [os.getpid()]
     while pending:
         pid = pending.pop()
         try:
-            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+            resident += int(status["VmRSS"].split()[0]) * 1024
+            anonymous += int(status["RssAnon"].split()[0]) * 1024
             for task in Path(f"/proc/{pid}/task").iterdir():
                 pending += [int(child) for child in (task / "children").read_text().split()]
-        except (OSError, ValueError):
+        except (OSError, ValueError, KeyError):
             continue
-    return total
+    return resident, anonymous
 
 
 @contextmanager
 def peak_memory(device: torch.device):
-    """Yields a dict that holds, after the block, its peak RSS (MB, sampled every 10 ms) and CUDA peak (MB)."""
+    """Yields a dict that holds, after the block, its peak resident and anonymous memory (MB, sampled every 10 ms)
+    and the CUDA peak (MB)."""
     result: dict = {}
-    on_linux = Path("/proc/self/statm").exists()
-    peak = [_rss_bytes() if on_linux else 0]
+    on_linux = Path("/proc/self/status").exists()
+    peak = list(_memory_bytes()) if on_linux else [0, 0]
     done = threading.Event()
 
     def sample() -> None:
         while not done.wait(0.01):
-            peak[0] = max(peak[0], _rss_bytes())
+            peak[:] = map(max, peak, _memory_bytes())
 
     sampler = threading.Thread(target=sample, daemon=True)
     if on_linux:
@@ -71,7 +76,7 @@ def peak_memory(device: torch.device):
             sampler.join()
         else:  # the process's lifetime peak: an upper bound for this block
             peak[0] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if platform.system() == "Darwin" else 1024)
-        result["rss_mb"] = peak[0] / 2**20
+        result["rss_mb"], result["anon_mb"] = peak[0] / 2**20, peak[1] / 2**20
         if device.type == "cuda":
             result["cuda_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
 

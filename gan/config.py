@@ -85,6 +85,8 @@ class DataConfig:
     workers: int = option(0, "processes that decode images (0: one per CPU core)")
     cache: bool = option(True, "cache decoded images so the next run on the same folder starts at once")
     cache_dir: str = option("", "where the decoded-image cache lives (default: $XDG_CACHE_HOME/gan or ~/.cache/gan)")
+    ram_limit_gb: float = option(1.0, "decoded images larger than this (GiB) are memory-mapped from the cache file "
+                                 "instead of loaded into RAM")
     class_names: list[str] = derived(list)
     class_counts: list[int] = derived(list)
     num_images: int = derived(int)
@@ -98,6 +100,8 @@ class DataConfig:
         if self.max_pixels < 1:
             raise GanError(f"--max-pixels must be positive, got {self.max_pixels}")
         check_workers(self.workers)
+        if not self.ram_limit_gb >= 0:  # also refuses NaN
+            raise GanError(f"--ram-limit-gb must be 0 (always memory-map) or more, got {self.ram_limit_gb}")
         try:
             ImageColor.getrgb(self.background)
         except ValueError:
@@ -139,7 +143,7 @@ class TrainConfig:
     augment_target: float = option(0.6, "the overfitting signal E[sign(D(real))] that auto p aims for")
     seed: int = option(0, "random seed: the same seed, data and settings repeat a CPU run exactly")
     device: str = option("auto", "where to train: auto picks cuda, then mps, then cpu", ("auto", "cuda", "mps", "cpu"))
-    precision: str = option("auto", "auto: bf16 autocast on CUDA, fp32 elsewhere", ("auto", "fp32", "bf16"))
+    precision: str = option("auto", "auto: bf16 autocast where the GPU or CPU computes bf16 natively, else fp32", ("auto", "fp32", "bf16"))
     compile: bool = option(False, "torch.compile both networks (CUDA; slower start, faster steps)")
     log_every: int = option(20, "steps between reading losses into TensorBoard, stats.jsonl and the progress bar")
     image_every: int = option(500, "steps between sample grids (fakes-<step>.png and TensorBoard)")

@@ -1,17 +1,24 @@
 """The training images: scan a folder (flat or one subfolder per class), decode every image once, in parallel,
-cache the result on disk, and hand out shuffled batches from one uint8 tensor (no decoding in the training step)."""
+cache the result on disk, and hand out shuffled batches from one uint8 tensor (no decoding in the training step).
+
+Decoded pixels live in RAM up to --ram-limit-gb; a larger dataset stays in its cache file, memory-mapped, so
+neither decoding nor training needs the whole dataset in memory.
+"""
 
 from __future__ import annotations
 
 import functools
 import hashlib
 import json
+import math
 import multiprocessing
 import os
+import tempfile
+from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import BinaryIO, Callable, Iterator
 
 import numpy as np
 import torch
@@ -23,8 +30,9 @@ from gan.errors import GanError
 from gan.files import atomic_write
 from gan.tracking import progress_bar
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: pixels (N, 3, R, R) in a raw .u8 file beside the .pt index
 _PARALLEL_MIN_FILES = 64  # below this, starting worker processes costs more than it saves
+_MAX_CHUNK = 256  # images per task sent to a decoding process, and per step of a channel conversion
 
 
 @dataclass
@@ -49,20 +57,20 @@ def load_dataset(cfg: DataConfig, log: Callable[[str], None] = print) -> ImageDa
     files, labels, class_names = scan_folder(root, log)
     listing = _listing(root, files, labels)
     cache = _cache_path(cfg, root, listing)
-    decoded = _read_cache(cache, log) if cfg.cache else None
+    mapped = len(files) * _bytes_per_image(cfg.resolution) > cfg.ram_limit_gb * 2**30
+    decoded = _read_cache(cache, mapped, log) if cfg.cache else None
     if decoded is None:
-        decoded = _decode_all(cfg, root, files, labels)
-        if cfg.cache:
-            _write_cache(cache, decoded, log)
+        decoded = _decode_and_cache(cfg, root, files, labels, cache if cfg.cache else None, mapped, log)
     _report(decoded, len(files), cfg.resolution, log)
     if not decoded["files"]:
         raise GanError(
             f"no usable image in {root}: all {len(files)} image files were skipped (reasons above). "
             f"Supported formats: {imagefiles.FORMATS}."
         )
-    channels = cfg.channels or (1 if bool(decoded["gray"].all()) else 3)
+    all_gray = bool(decoded["gray"].all())
+    channels = cfg.channels or (1 if all_gray else 3)
     dataset = ImageDataset(
-        images=_to_channels(decoded["images"], channels),
+        images=_to_channels(decoded["images"], channels, all_gray),
         labels=decoded["labels"],
         class_names=class_names,
         files=decoded["files"],
@@ -119,40 +127,81 @@ def scan_folder(root: Path, log: Callable[[str], None] = print) -> tuple[list[Pa
     return files, labels, [name for name, _ in classes]
 
 
-def _decode_all(cfg: DataConfig, root: Path, files: list[Path], labels: list[int]) -> dict:
-    """Decode every file once, in worker processes when there are enough of them; collect the skip reasons."""
+def _bytes_per_image(resolution: int) -> int:
+    return 3 * resolution * resolution
+
+
+def _decoded_in_order(cfg: DataConfig, paths: list[str]) -> Iterator[imagefiles.Decoded]:
+    """Every file decoded, in order: in worker processes when there are enough files, with a few chunks in flight
+    at a time so that memory stays bounded however many files there are."""
     decode = functools.partial(
         imagefiles.decode_or_reason, resolution=cfg.resolution, background=cfg.background, max_pixels=cfg.max_pixels
     )
     workers = cfg.workers or cpu_cores()
-    paths = [str(f) for f in files]
-    desc = f"decoding {root.name}"
-    if workers > 1 and len(paths) >= _PARALLEL_MIN_FILES:
-        # spawn: never fork a process that holds torch's thread pools.
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            decoded = pool.map(decode, paths, chunksize=max(1, len(paths) // (workers * 8)))
-            results = list(progress_bar(len(paths), desc, "img", iterable=decoded))
-    else:
-        results = list(progress_bar(len(paths), desc, "img", iterable=map(decode, paths)))
-    kept = [(f, label, r) for f, label, r in zip(files, labels, results) if r.reason is None]
-    shape = (0, cfg.resolution, cfg.resolution, 3)
+    if workers == 1 or len(paths) < _PARALLEL_MIN_FILES:
+        yield from map(decode, paths)
+        return
+    chunk = max(1, min(_MAX_CHUNK, len(paths) // (workers * 8)))
+    # spawn: never fork a process that holds torch's thread pools.
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        pending: deque = deque()
+        for start in range(0, len(paths), chunk):
+            pending.append(pool.submit(_decode_chunk, decode, paths[start : start + chunk]))
+            if len(pending) >= 4 * workers:
+                yield from pending.popleft().result()
+        while pending:
+            yield from pending.popleft().result()
+
+
+def _decode_chunk(decode: Callable[[str], imagefiles.Decoded], paths: list[str]) -> list[imagefiles.Decoded]:
+    return [decode(path) for path in paths]
+
+
+def _decode_all(cfg: DataConfig, root: Path, files: list[Path], labels: list[int], into: BinaryIO | None) -> dict:
+    """Decode every file once and collect the skip reasons. Pixels (N, 3, R, R) go into a RAM array, or, with
+    `into`, are appended to that file as they come (the caller maps it), so RAM holds only images in flight."""
+    shape = (cfg.resolution, cfg.resolution)
+    pixels = None if into else np.empty((len(files), 3, *shape), np.uint8)
+    kept, gray, skipped, upscaled = [], [], [], 0
+    results = _decoded_in_order(cfg, [str(f) for f in files])
+    for f, label, r in zip(files, labels, progress_bar(len(files), f"decoding {root.name}", "img", iterable=results)):
+        name = f.relative_to(root).as_posix()
+        if r.reason is not None:
+            skipped.append([name, r.reason])
+            continue
+        chw = r.pixels.transpose(2, 0, 1)
+        if into:
+            into.write(np.ascontiguousarray(chw).tobytes())
+        else:
+            pixels[len(kept)] = chw
+        kept.append((name, label))
+        gray.append(r.gray)
+        upscaled += r.upscaled
     return {
-        "images": torch.from_numpy(np.stack([r.pixels for _, _, r in kept]) if kept else np.zeros(shape, np.uint8)),
-        "gray": torch.tensor([r.gray for _, _, r in kept], dtype=torch.bool),
-        "labels": torch.tensor([label for _, label, _ in kept], dtype=torch.int64),
-        "files": [f.relative_to(root).as_posix() for f, _, _ in kept],
-        "skipped": [[f.relative_to(root).as_posix(), r.reason] for f, _, r in zip(files, labels, results) if r.reason],
-        "upscaled": sum(r.upscaled for _, _, r in kept),
+        "images": None if into else torch.from_numpy(pixels[: len(kept)]),
+        "shape": [len(kept), 3, *shape],
+        "gray": torch.tensor(gray, dtype=torch.bool),
+        "labels": torch.tensor([label for _, label in kept], dtype=torch.int64),
+        "files": [name for name, _ in kept],
+        "skipped": skipped,
+        "upscaled": upscaled,
     }
 
 
-def _to_channels(rgb: torch.Tensor, channels: int) -> torch.Tensor:
-    """(N, H, W, 3) uint8 -> (N, C, H, W) uint8; one channel uses the ITU-R 601 luma weights, as PIL's 'L' does."""
-    nchw = rgb.permute(0, 3, 1, 2)
+def _to_channels(rgb: torch.Tensor, channels: int, all_gray: bool) -> torch.Tensor:
+    """(N, 3, H, W) -> (N, C, H, W) uint8; one channel uses the ITU-R 601 luma weights, as PIL's 'L' does.
+
+    For grayscale images (R = G = B) that is the first channel itself: a view, no copy of a mapped dataset."""
     if channels == 3:
-        return nchw.contiguous()
+        return rgb
+    if all_gray:
+        return rgb[:, :1]
     weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
-    return (nchw.float() * weights).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
+    luma = torch.empty((rgb.shape[0], 1, *rgb.shape[2:]), dtype=torch.uint8)
+    for start in range(0, len(rgb), _MAX_CHUNK):  # a chunk at a time: no float copy of the whole dataset
+        chunk = rgb[start : start + _MAX_CHUNK].float()
+        luma[start : start + _MAX_CHUNK] = (chunk * weights).sum(1, keepdim=True).round().clamp(0, 255)
+    return luma
 
 
 def _report(decoded: dict, total: int, resolution: int, log: Callable[[str], None]) -> None:
@@ -199,24 +248,76 @@ def _cache_path(cfg: DataConfig, root: Path, listing: list) -> Path:
     return Path(cfg.cache_dir or default_cache_dir()).expanduser() / f"{root.resolve().name}-{digest}.pt"
 
 
-def _read_cache(path: Path, log) -> dict | None:
+def _read_cache(path: Path, mapped: bool, log) -> dict | None:
     if not path.exists():
         return None
     try:
         decoded = torch.load(path, weights_only=True)
+        decoded["images"] = _open_pixels(path.with_suffix(".u8"), decoded["shape"], mapped)
     except Exception as error:  # a damaged cache is rebuilt, never fatal
         log(f"warning: ignoring unreadable cache {path} ({type(error).__name__}); decoding again")
         return None
-    log(f"loaded decoded images from cache {path}")
+    log(f"loaded decoded images from cache {path}{' (memory-mapped)' if mapped else ''}")
     return decoded
 
 
-def _write_cache(path: Path, decoded: dict, log) -> None:
+def _open_pixels(file: Path, shape: list[int], mapped: bool) -> torch.Tensor:
+    """The (N, 3, R, R) uint8 pixels of a cache file: read into RAM, or memory-mapped copy-on-write (pages are
+    read on first use and can be dropped again; nothing written to the tensor reaches the file)."""
+    size = math.prod(shape)
+    if file.stat().st_size != size:
+        raise ValueError(f"{file.name} holds {file.stat().st_size} bytes, expected {size}")
+    if not size:
+        return torch.zeros(shape, dtype=torch.uint8)
+    if mapped:
+        return torch.from_numpy(np.memmap(file, np.uint8, mode="c", shape=tuple(shape)))
+    return torch.from_numpy(np.fromfile(file, np.uint8).reshape(shape))
+
+
+def _decode_and_cache(cfg: DataConfig, root: Path, files: list[Path], labels: list[int], cache: Path | None,
+                      mapped: bool, log) -> dict:
+    """Decode, then write the cache (if `cache`); a mapped dataset is decoded straight into its pixel file,
+    which is a temporary one when there is no cache."""
+    if cache:
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            _cache_unwritable(cache.parent, error, log)
+            cache = None
+    if not mapped:
+        decoded = _decode_all(cfg, root, files, labels, into=None)
+        if cache:
+            _write_cache(cache, decoded, lambda tmp: decoded["images"].numpy().tofile(tmp), log)
+        return decoded
+    folder = cache.parent if cache else None
+    with tempfile.NamedTemporaryFile(dir=folder, prefix=".decoding-", suffix=".u8", delete=False) as pixels:
+        try:
+            decoded = _decode_all(cfg, root, files, labels, into=pixels)
+            pixels.close()
+            if cache and _write_cache(cache, decoded, lambda tmp: os.replace(pixels.name, tmp), log):
+                decoded["images"] = _open_pixels(cache.with_suffix(".u8"), decoded["shape"], mapped=True)
+            else:  # mapped from the temporary file, whose name goes now: the mapping keeps its pages
+                decoded["images"] = _open_pixels(Path(pixels.name), decoded["shape"], mapped=True)
+        finally:
+            Path(pixels.name).unlink(missing_ok=True)
+    return decoded
+
+
+def _write_cache(path: Path, decoded: dict, write_pixels: Callable[[Path], None], log) -> bool:
+    """The pixel file, then the small index that names its shape (so an index never points at missing pixels)."""
+    index = {key: value for key, value in decoded.items() if key != "images"}
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, lambda tmp: torch.save(decoded, tmp))
-    except OSError as error:  # a read-only or full cache folder only costs the next run its head start
-        log(f"warning: could not write the image cache in {path.parent} ({error}); use --cache-dir or --no-cache")
+        atomic_write(path.with_suffix(".u8"), write_pixels)
+        atomic_write(path, lambda tmp: torch.save(index, tmp))
+        return True
+    except OSError as error:
+        _cache_unwritable(path.parent, error, log)
+        return False
+
+
+def _cache_unwritable(folder: Path, error: OSError, log) -> None:
+    """A read-only or full cache folder only costs the next run its head start."""
+    log(f"warning: could not write the image cache in {folder} ({error}); use --cache-dir or --no-cache")
 
 
 # --- batches for the training loop ----------------------------------------------------------------------------------

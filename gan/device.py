@@ -24,15 +24,22 @@ def pick_device(name: str) -> torch.device:
 
 
 def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
-    """The autocast dtype for `precision` on `device`, or None for plain fp32."""
-    if precision == "fp32" or (precision == "auto" and device.type != "cuda"):
+    """The autocast dtype for `precision` on `device`, or None for plain fp32.
+
+    auto: bf16 where the hardware computes it natively (Ampere+ GPUs; CPUs with AVX512-BF16, AMX or Arm BF16,
+    where it measured 1.7x faster than fp32 at 64 px), fp32 elsewhere (emulated bf16 is slower than fp32).
+    """
+    if precision == "fp32":
         return None
     if device.type == "mps":
-        raise GanError("--precision bf16 is not supported on mps; use --precision fp32")
-    # Native bf16 needs Ampere (compute capability 8) or newer; older GPUs only emulate it, slowly.
+        if precision == "bf16":
+            raise GanError("--precision bf16 is not supported on mps; use --precision fp32")
+        return None
     if device.type == "cuda" and torch.cuda.get_device_capability(device)[0] < 8:
         if precision == "bf16":
             raise GanError("--precision bf16: this GPU has no native bf16 (it needs an Ampere or newer GPU); use --precision fp32")
+        return None
+    if device.type == "cpu" and precision == "auto" and not cpu_has_native_bf16():
         return None
     return torch.bfloat16
 
@@ -42,6 +49,17 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=dtype)
+
+
+def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether this CPU has bf16 instructions (x86 avx512_bf16 or amx_bf16, Arm bf16), read from /proc/cpuinfo:
+    Linux only; elsewhere False."""
+    try:
+        with open(cpuinfo) as info:
+            flags = set(" ".join(line for line in info if line.startswith(("flags", "Features"))).split())
+    except OSError:
+        return False
+    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
 
 
 def channels_last(device: torch.device, compiled: bool) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import io
 import itertools
 import json
@@ -49,7 +50,8 @@ class Samples:
 
 class Evaluator:
     """Scores generators against one set of real images with the same seeds each time, so that successive
-    evaluations during training differ only by the generator. Real features are extracted once."""
+    evaluations during training differ only by the generator. Real features are extracted once, at the first
+    evaluation: training starts without waiting for them (minutes for thousands of images in Inception on a CPU)."""
 
     def __init__(self, space: FeatureSpace, real: ImageDataset, class_names: list[str], conditional: bool,
                  count: int, device: torch.device, batch_size: int = 64, seed: int = 0):
@@ -62,12 +64,16 @@ class Evaluator:
         # Real labels as indices into the generator's classes (-1: a class the generator does not know).
         known = torch.tensor([class_names.index(n) if n in class_names else -1 for n in real.class_names])
         self.real_labels = known[real.labels]
-        self.real = embed(space, real.images, batch_size, device)
+        self.real_images = real.images
         self.seeds = list(range(seed, seed + count))
         self.labels = None
         if conditional:  # classes in the proportions of the real set, so the two mixtures are comparable
             counts = torch.bincount(self.real_labels[self.real_labels >= 0], minlength=len(class_names)).tolist()
             self.labels = [c for c, n in enumerate(spread(count, counts)) for _ in range(n)]
+
+    @functools.cached_property
+    def real(self) -> torch.Tensor:
+        return embed(self.space, self.real_images, self.batch_size, self.device)
 
     def samples(self, G: nn.Module) -> Samples:
         batches = generate(G, self.seeds, self.labels, self.batch_size, self.device)

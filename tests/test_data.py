@@ -709,6 +709,83 @@ def test_unwritable_cache_folder_only_warns(flat_folder, tmp_path):
     assert lines[1:] == ["10 images ready"]
 
 
+def _mapped_from(tensor: torch.Tensor) -> str:
+    """The file the tensor's memory is mapped from ('' if none), from /proc/self/maps."""
+    address = tensor.data_ptr()
+    for line in Path("/proc/self/maps").read_text().splitlines():
+        fields = line.split(maxsplit=5)
+        start, end = (int(a, 16) for a in fields[0].split("-"))
+        if start <= address < end:
+            return fields[5] if len(fields) == 6 else ""
+    return ""
+
+
+def test_above_the_ram_limit_the_cache_is_memory_mapped_and_gives_identical_tensors(tmp_path):
+    folder = tmp_path / "big"
+    write_images(folder / "a", 5, seed=1)
+    write_images(folder / "b", 4, seed=2)
+    (folder / "b" / "bad.png").write_bytes(b"")
+    in_ram, _ = load(data_config(folder, tmp_path))
+
+    cfg = data_config(folder, tmp_path, cache=True, ram_limit_gb=0.0)
+    first, _ = load(cfg)
+    second, lines = load(cfg)
+    [index] = _cache_files(tmp_path / "cache")
+    assert lines[0] == f"loaded decoded images from cache {index} (memory-mapped)"
+    assert sorted(p.name for p in index.parent.iterdir()) == [index.name, index.with_suffix(".u8").name]
+    for dataset in (first, second):
+        assert _mapped_from(dataset.images) == str(index.with_suffix(".u8"))
+        assert torch.equal(dataset.images, in_ram.images) and torch.equal(dataset.labels, in_ram.labels)
+        assert dataset.files == in_ram.files
+    # A memory-mapped dataset trains like one in RAM, and nothing written to its tensor reaches the cache file.
+    batch, _ = next(RealBatches(second, 4, True, False, torch.Generator().manual_seed(0), torch.device("cpu")))
+    assert batch.shape == (4, 3, RES, RES)
+    second.images[0] = 0
+    third, _ = load(cfg)
+    assert torch.equal(third.images, in_ram.images)
+
+
+def test_memory_mapped_without_a_cache_leaves_no_file(flat_folder, tmp_path, monkeypatch):
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    dataset, _ = load(data_config(flat_folder, tmp_path, ram_limit_gb=0.0))
+    in_ram, _ = load(data_config(flat_folder, tmp_path))
+    assert _mapped_from(dataset.images).startswith(str(tmp_path / "tmp" / ".decoding-"))
+    assert _mapped_from(dataset.images).endswith("(deleted)")
+    assert torch.equal(dataset.images, in_ram.images)
+    assert list((tmp_path / "tmp").iterdir()) == [] and not (tmp_path / "cache").exists()
+
+
+def test_memory_mapped_grayscale_is_a_view_and_colour_to_one_channel_matches_ram(tmp_path):
+    gray_folder, colour_folder = tmp_path / "gray", tmp_path / "colour"
+    for i in range(3):
+        solid(gray_folder / f"{i}.png", 40 * i, mode="L")
+        solid(colour_folder / f"{i}.png", (200, 40 * i, 10))
+    for folder in (gray_folder, colour_folder):
+        mapped, _ = load(data_config(folder, tmp_path, channels=0 if folder == gray_folder else 1, ram_limit_gb=0.0))
+        in_ram, _ = load(data_config(folder, tmp_path, channels=0 if folder == gray_folder else 1))
+        assert mapped.images.shape == (3, 1, RES, RES)
+        assert torch.equal(mapped.images, in_ram.images)
+    assert mapped.images[0, 0, 0, 0] == round(0.299 * 200 + 0.114 * 10)
+
+
+def test_truncated_pixel_file_is_ignored_and_rebuilt(flat_folder, tmp_path):
+    cfg = data_config(flat_folder, tmp_path, cache=True)
+    good, _ = load(cfg)
+    [index] = _cache_files(tmp_path / "cache")
+    pixels = index.with_suffix(".u8")
+    pixels.write_bytes(pixels.read_bytes()[:100])
+    rebuilt, lines = load(cfg)
+    assert lines[0] == f"warning: ignoring unreadable cache {index} (ValueError); decoding again"
+    assert torch.equal(good.images, rebuilt.images)
+    assert load(cfg)[1][0] == f"loaded decoded images from cache {index}"
+
+
+def test_negative_ram_limit_is_refused():
+    with pytest.raises(GanError, match="--ram-limit-gb must be 0"):
+        DataConfig(path="x", ram_limit_gb=-1).validate()
+
+
 # --- 6. parallel decoding -------------------------------------------------------------------------------------------
 
 

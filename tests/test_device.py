@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from gan.device import autocast_dtype, match_parameter_layouts, pick_device
+from gan import device as devices
+from gan.device import autocast_dtype, cpu_has_native_bf16, match_parameter_layouts, pick_device
 from gan.errors import GanError
 
 
@@ -17,11 +18,26 @@ def test_missing_cuda_is_a_clear_error():
         pick_device("cuda")
 
 
-def test_cpu_trains_in_fp32_unless_bf16_is_asked_for():
+@pytest.mark.parametrize("native", [True, False])
+def test_cpu_trains_in_bf16_only_where_the_cpu_computes_it_natively(monkeypatch, native):
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: native)
     cpu = torch.device("cpu")
-    assert autocast_dtype(cpu, "auto") is None
+    assert autocast_dtype(cpu, "auto") is (torch.bfloat16 if native else None)
     assert autocast_dtype(cpu, "fp32") is None
-    assert autocast_dtype(cpu, "bf16") is torch.bfloat16
+    assert autocast_dtype(cpu, "bf16") is torch.bfloat16  # asked for: emulated where not native
+
+
+@pytest.mark.parametrize("flags, native", [
+    ("flags\t\t: fpu avx512f avx512_bf16 avx512_vnni", True),  # AMD Zen 4, Intel Cooper Lake
+    ("flags\t\t: fpu avx512f amx_bf16 amx_tile", True),  # Intel Sapphire Rapids
+    ("Features\t: fp asimd bf16 i8mm", True),  # Arm v8.6+
+    ("flags\t\t: fpu avx2 avx512f avx512bw", False),  # AVX-512 without bf16: emulated, slower than fp32
+])
+def test_native_bf16_is_read_from_cpuinfo(tmp_path, flags, native):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\n{flags}\n")
+    assert cpu_has_native_bf16(str(cpuinfo)) is native
+    assert cpu_has_native_bf16(str(tmp_path / "missing")) is False
 
 
 def test_optimizer_moments_take_their_parameters_memory_layout():

@@ -130,3 +130,18 @@ def test_training_images_that_moved_are_named(run, tmp_path):
     finally:
         moved.rename(run.parent.parent / "pets")
 
+
+
+def test_real_features_wait_for_the_first_evaluation_and_are_taken_once(run, monkeypatch):
+    # Training starts at once however many real images there are (Inception on a CPU takes minutes for 5,000).
+    dataset = load_dataset(trained_config(run).data, lambda _: None)
+    embedded = []
+    real_embed = evaluate_module.embed
+    monkeypatch.setattr(evaluate_module, "embed", lambda space, images, *a: embedded.append(len(images)) or
+                        real_embed(space, images, *a))
+    evaluator = evaluate_module.Evaluator(RandomFeatures(), dataset, dataset.class_names, True, 8, CPU)
+    assert embedded == []
+    G = evaluate_module.load_generator(load_checkpoint(str(run)), CPU)
+    first, second = evaluator.evaluate(G), evaluator.evaluate(G)
+    assert embedded == [8, len(dataset), 8]  # samples, then the reals (once), then the next samples
+    assert first["kid"] == second["kid"]
