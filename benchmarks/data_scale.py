@@ -84,14 +84,15 @@ def scale(folder: Path, work: Path, resolution: int, ram_limit_gb: float) -> Non
 
     from gan.config import DataConfig
     from gan.data import RealBatches, load_dataset
-    from speed import describe_machine, peak_memory
+    from speed import describe_machine, memory_bytes, peak_memory
 
     cache = work / "cache"
     shutil.rmtree(cache, ignore_errors=True)
     cfg = DataConfig(path=str(folder), resolution=resolution, cache_dir=str(cache), ram_limit_gb=ram_limit_gb)
     cpu = torch.device("cpu")
     print(describe_machine(cpu))
-    rows = []
+    resident, anonymous = memory_bytes()
+    rows = [("baseline (python + torch)", 0.0, 0.0, {"rss_mb": resident / 2**20, "anon_mb": anonymous / 2**20})]
     for name in ("cold load (scan, decode, cache)", "warm load (from the cache)"):
         lines = []
         with peak_memory(cpu) as memory:

@@ -32,7 +32,7 @@ class Measured:
         return statistics.median(self.rates)
 
 
-def _memory_bytes() -> tuple[int, int]:
+def memory_bytes() -> tuple[int, int]:
     """(resident, anonymous resident) bytes of this process plus its children (DataLoader workers, decoding
     processes), from /proc. Anonymous memory is what the kernel cannot drop; resident also counts the pages of
     memory-mapped files, which it can."""
@@ -56,12 +56,12 @@ def peak_memory(device: torch.device):
     and the CUDA peak (MB)."""
     result: dict = {}
     on_linux = Path("/proc/self/status").exists()
-    peak = list(_memory_bytes()) if on_linux else [0, 0]
+    peak = list(memory_bytes()) if on_linux else [0, 0]
     done = threading.Event()
 
     def sample() -> None:
         while not done.wait(0.01):
-            peak[:] = map(max, peak, _memory_bytes())
+            peak[:] = map(max, peak, memory_bytes())
 
     sampler = threading.Thread(target=sample, daemon=True)
     if on_linux:

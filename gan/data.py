@@ -146,15 +146,11 @@ def _decoded_in_order(cfg: DataConfig, paths: list[str]) -> Iterator[imagefiles.
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         pending: deque = deque()
         for start in range(0, len(paths), chunk):
-            pending.append(pool.submit(_decode_chunk, decode, paths[start : start + chunk]))
+            pending.append(pool.submit(imagefiles.decode_each, decode, paths[start : start + chunk]))
             if len(pending) >= 4 * workers:
                 yield from pending.popleft().result()
         while pending:
             yield from pending.popleft().result()
-
-
-def _decode_chunk(decode: Callable[[str], imagefiles.Decoded], paths: list[str]) -> list[imagefiles.Decoded]:
-    return [decode(path) for path in paths]
 
 
 def _decode_all(cfg: DataConfig, root: Path, files: list[Path], labels: list[int], into: BinaryIO | None) -> dict:

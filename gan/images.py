@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import numpy as np
 from PIL import Image, ImageColor, ImageOps
@@ -38,6 +38,11 @@ def decode_or_reason(path: str, resolution: int, background: str, max_pixels: in
         return Decoded(None, False, False, str(bad))
     except Exception as error:  # a malformed file can make a format plugin raise anything; skip it, never crash
         return Decoded(None, False, False, f"cannot be decoded ({type(error).__name__}: {error})")
+
+
+def decode_each(decode: Callable[[str], Decoded], paths: list[str]) -> list[Decoded]:
+    """One task for a decoding worker process: here, so that the worker imports no torch (3 s per process)."""
+    return [decode(path) for path in paths]
 
 
 def is_image_file(path: Path) -> bool:
