@@ -106,6 +106,31 @@ def measure(name: str, run: Callable[[int], int], device: torch.device, steps: i
     return result
 
 
+def measure_turns(cases: list[tuple[str, Callable[[int], int], int, int]], device: torch.device,
+                  repeats: int, settle: Callable[[], None] = lambda: None) -> list[Measured]:
+    """`measure` for several (name, run, steps, warmup) cases, timed in turns, one repeat of each per round: on a
+    shared machine whose speed drifts, every case sees the same drift, so their ratios hold. `settle()` runs
+    before each timing (e.g. flushing the files the previous case wrote, so their write-back is not charged to
+    the next case)."""
+    rates: dict[str, list[float]] = {name: [] for name, *_ in cases}
+    peaks = {name: {"rss_mb": 0.0, "anon_mb": 0.0} for name, *_ in cases}
+    for round_ in range(repeats):
+        for name, run, steps, warmup in cases:
+            with peak_memory(device) as memory:
+                if round_ == 0:
+                    run(warmup)
+                    synchronize(device)
+                settle()
+                start = time.perf_counter()
+                images = run(steps)
+                synchronize(device)
+                rates[name].append(images / (time.perf_counter() - start))
+            peaks[name] = {key: max(value, peaks[name].get(key) or 0.0) for key, value in memory.items()}
+        print(f"  round {round_ + 1}/{repeats}: " + ", ".join(f"{name} {rates[name][-1]:,.0f}" for name, *_ in cases),
+              flush=True)
+    return [Measured(name, rates[name], peaks[name]["rss_mb"], peaks[name].get("cuda_mb")) for name, *_ in cases]
+
+
 def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

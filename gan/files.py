@@ -25,10 +25,11 @@ def atomic_write(path: Path, write: Callable[[Path], None], durable: bool = Fals
         if durable:
             _fsync(tmp)
         os.replace(tmp, path)
-        if durable:
-            _fsync(path.parent)
-    finally:
+    except BaseException:
         tmp.unlink(missing_ok=True)
+        raise
+    if durable:
+        _fsync(path.parent)
 
 
 def _fsync(path: Path) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -30,8 +30,7 @@ from gan.generate import generate, load_generator, spread, to_pixels
 from gan.tracking import GRID_SIZE, image_grid, progress_bar, save_png
 
 _PIL_FORMATS = {"png": ("PNG", {}), "jpg": ("JPEG", {"quality": 95})}
-
-
+_BATCHES_AHEAD = 2  # encoded while the next batches are generated; also bounds the memory in flight
 MAX_TRIES = 10  # with --reject-copies, rounds of making rejected images again before giving up
 
 
@@ -64,11 +63,14 @@ def plan_classes(cfg: SampleConfig, trained: RunConfig, source: Path) -> list[in
     return [c for c, n in zip(chosen, counts) for _ in range(n)]
 
 
-def _encode_and_write(pixels: np.ndarray, path: Path, fmt: str) -> None:
+def _encode_and_write(pixels: np.ndarray, files: list[Path], fmt: str) -> None:
+    """A worker thread's share of a batch: one task per thread and batch, since a task per image cost about as
+    much as encoding the image."""
     name, options = _PIL_FORMATS[fmt]
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format=name, **options)
-    atomic_write(path, lambda tmp: tmp.write_bytes(buffer.getvalue()))
+    for image, file in zip(pixels, files):
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format=name, **options)
+        atomic_write(file, lambda tmp: tmp.write_bytes(buffer.getvalue()))
 
 
 class _GridPicker:
@@ -114,6 +116,13 @@ def _batches(G: nn.Module, plan: list[int | None], first_seed: int, batch_size: 
             return
 
 
+def _finish(batch: tuple[list[Future], int], bar) -> None:
+    futures, size = batch
+    for future in futures:
+        future.result()
+    bar.update(size)
+
+
 def _file_for(out: Path, names: list[str], label: int | None, seed: int, fmt: str) -> Path:
     """<out>/<class>/seedNNNNNN.png for a conditional model (the input's ImageFolder layout, so it merges into the
     training set); flat, like the input, otherwise."""
@@ -150,25 +159,25 @@ def export(cfg: SampleConfig, log: Callable[[str], None] = print) -> ExportResul
 
     grid = _GridPicker(labels is not None)
     files, seeds, classes, rejected = [], [], [], 0
-    pending: deque = deque()
+    pending: deque = deque()  # (futures of one batch, its size)
     workers = cfg.workers or devices.cpu_cores()
     with ThreadPoolExecutor(workers) as pool, progress_bar(len(plan), "exporting", unit="img") as bar:
         for images, batch_seeds, batch_labels, copies in _batches(G, plan, cfg.seed, cfg.batch_size, device, is_copy):
             rejected += copies
             grid.offer(images, batch_labels)
-            for pixels, seed, label in zip(to_pixels(images), batch_seeds, batch_labels):
-                file = _file_for(out, names, label, seed, cfg.format)
-                pending.append(pool.submit(_encode_and_write, pixels, file, cfg.format))
-                files.append(file)
-                seeds.append(seed)
-                # A one-class unconditional model's images still carry their class.
-                classes.append(names[label] if label is not None else (names[0] if len(names) == 1 else ""))
-            while len(pending) > 4 * cfg.batch_size:  # bound memory: at most a few batches in flight
-                pending.popleft().result()
-                bar.update()
+            batch_files = [_file_for(out, names, label, seed, cfg.format) for seed, label in zip(batch_seeds, batch_labels)]
+            pixels, share = to_pixels(images), max(1, -(-len(batch_files) // workers))
+            pending.append(([pool.submit(_encode_and_write, pixels[i : i + share], batch_files[i : i + share],
+                                         cfg.format) for i in range(0, len(batch_files), share)], len(batch_files)))
+            files += batch_files
+            seeds += batch_seeds
+            # A one-class unconditional model's images still carry their class.
+            classes += [names[label] if label is not None else (names[0] if len(names) == 1 else "")
+                        for label in batch_labels]
+            while len(pending) > _BATCHES_AHEAD:
+                _finish(pending.popleft(), bar)
         while pending:
-            pending.popleft().result()
-            bar.update()
+            _finish(pending.popleft(), bar)
     if cfg.reject_copies:
         log(f"rejected {rejected} near-copies of training images (replaced by images from later seeds)")
     if len(files) < len(plan):
