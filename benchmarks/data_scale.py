@@ -8,7 +8,7 @@ then, with a fresh cache:
 - cold load: scan + decode with every core + cache write: wall time, decode images/s, peak memory;
 - warm load: the same folder again (from the cache, memory-mapped above --ram-limit-gb): wall time, peak memory;
 - batches: images/s of shuffled training batches drawn from the loaded dataset, and peak memory while drawing.
-Memory is resident and anonymous (what the kernel cannot drop; a memory-mapped cache's pages can be) of this
+Memory is resident and anonymous (what the kernel cannot drop; a memory-mapped cache's pages it can) memory of this
 process and its decoding workers.
 --startup also runs `gan train` twice on the folder (the first run builds the cache) and times, in fresh processes,
 the Python + torch import and then `gan train` up to its first training step.
@@ -91,8 +91,8 @@ def scale(folder: Path, work: Path, resolution: int, ram_limit_gb: float) -> Non
     cfg = DataConfig(path=str(folder), resolution=resolution, cache_dir=str(cache), ram_limit_gb=ram_limit_gb)
     cpu = torch.device("cpu")
     print(describe_machine(cpu))
-    resident, anonymous = memory_bytes()
-    rows = [("baseline (python + torch)", 0.0, 0.0, {"rss_mb": resident / 2**20, "anon_mb": anonymous / 2**20})]
+    baseline = memory_bytes()
+    rows = [("baseline (python + torch)", 0.0, 0.0, {"rss_mb": baseline["rss"] / 2**20, "anon_mb": baseline["anon"] / 2**20})]
     for name in ("cold load (scan, decode, cache)", "warm load (from the cache)"):
         lines = []
         with peak_memory(cpu) as memory:

@@ -87,9 +87,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{describe_machine(device)}; {resolution} px, batch {args.batch_size}, {args.count} images per "
               f"export, median of {args.repeats}")
         batches = -(-args.count // args.batch_size)
-        cases = [("floor: G forward", forward_floor(run, device, args.batch_size), batches, 2)]
-        cases += [(f"export {fmt.upper()}", exporter(run, work, fmt, args.device, args.batch_size), args.count,
-                   args.batch_size) for fmt in ("png", "jpg")]
+        cases = [("floor: G forward", lambda: forward_floor(run, device, args.batch_size), batches, 2)]
+        cases += [(f"export {fmt.upper()}", lambda f=fmt: exporter(run, work, f, args.device, args.batch_size),
+                   args.count, args.batch_size) for fmt in ("png", "jpg")]
         rows = measure_turns(cases, device, args.repeats, settle=os.sync)
         print()
         print_table(rows)

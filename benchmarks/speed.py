@@ -1,4 +1,4 @@
-"""What the speed benchmarks share: timing with medians, peak memory while a section runs, the machine header."""
+"""What the speed benchmarks share: timing in turns with medians, the memory each case adds, the machine header."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import statistics
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -17,56 +17,60 @@ import torch
 
 from gan.device import cpu_cores
 
+Run = Callable[[int], int]  # run(steps) -> number of images it handled
+
 
 @dataclass
 class Measured:
     name: str
     rates: list[float]  # images/s of each repeat
-    rss_mb: float  # peak resident memory of this process and its children while the section ran
-    cuda_mb: float | None = None  # peak CUDA memory allocated, on a GPU
-    note: str = ""
-    extra: dict = field(default_factory=dict)
+    memory_mb: float  # peak resident memory this case added (this process and its children) over what was there
+    cuda_mb: float | None = None  # peak CUDA memory it added, on a GPU
 
     @property
     def median(self) -> float:
         return statistics.median(self.rates)
 
 
-def memory_bytes() -> tuple[int, int]:
-    """(resident, anonymous resident) bytes of this process plus its children (DataLoader workers, decoding
-    processes), from /proc. Anonymous memory is what the kernel cannot drop; resident also counts the pages of
-    memory-mapped files, which it can."""
-    resident, anonymous, pending = 0, 0, [os.getpid()]
+def memory_bytes() -> dict[str, int]:
+    """Resident memory of this process plus its children (DataLoader workers, decoding processes), from
+    /proc/<pid>/status (cheap enough to sample every 10 ms, unlike smaps): rss, all of it, and anon, the anonymous
+    part the kernel cannot drop (a memory-mapped file's pages it can). Pages a forked worker still shares with its
+    parent count in both."""
+    totals, pending = {"rss": 0, "anon": 0}, [os.getpid()]
     while pending:
         pid = pending.pop()
         try:
             status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
-            resident += int(status["VmRSS"].split()[0]) * 1024
-            anonymous += int(status["RssAnon"].split()[0]) * 1024
+            totals["rss"] += int(status["VmRSS"].split()[0]) * 1024
+            totals["anon"] += int(status["RssAnon"].split()[0]) * 1024
             for task in Path(f"/proc/{pid}/task").iterdir():
                 pending += [int(child) for child in (task / "children").read_text().split()]
         except (OSError, ValueError, KeyError):
             continue
-    return resident, anonymous
+    return totals
 
 
 @contextmanager
 def peak_memory(device: torch.device):
-    """Yields a dict that holds, after the block, its peak resident and anonymous memory (MB, sampled every 10 ms)
-    and the CUDA peak (MB)."""
+    """Yields a dict that holds, after the block, the peak rss and anon memory (MB, sampled every 10 ms) and the
+    CUDA peak allocated (MB), each also as an increase over the start of the block (rss_added_mb ...)."""
     result: dict = {}
     on_linux = Path("/proc/self/status").exists()
-    peak = list(memory_bytes()) if on_linux else [0, 0]
+    start = memory_bytes() if on_linux else {"rss": 0, "anon": 0}
+    peak = dict(start)
     done = threading.Event()
 
     def sample() -> None:
         while not done.wait(0.01):
-            peak[:] = map(max, peak, memory_bytes())
+            for key, value in memory_bytes().items():
+                peak[key] = max(peak[key], value)
 
     sampler = threading.Thread(target=sample, daemon=True)
     if on_linux:
         sampler.start()
     if device.type == "cuda":
+        cuda_start = torch.cuda.memory_allocated(device)
         torch.cuda.reset_peak_memory_stats(device)
     try:
         yield result
@@ -74,11 +78,13 @@ def peak_memory(device: torch.device):
         done.set()
         if on_linux:
             sampler.join()
-        else:  # the process's lifetime peak: an upper bound for this block
-            peak[0] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if platform.system() == "Darwin" else 1024)
-        result["rss_mb"], result["anon_mb"] = peak[0] / 2**20, peak[1] / 2**20
+        else:  # the process's lifetime peak resident memory: an upper bound
+            peak["rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if platform.system() == "Darwin" else 1024)
+        for key in ("rss", "anon"):
+            result[f"{key}_mb"] = peak[key] / 2**20
+            result[f"{key}_added_mb"] = (peak[key] - start[key]) / 2**20
         if device.type == "cuda":
-            result["cuda_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+            result["cuda_added_mb"] = (torch.cuda.max_memory_allocated(device) - cuda_start) / 2**20
 
 
 def synchronize(device: torch.device) -> None:
@@ -88,47 +94,39 @@ def synchronize(device: torch.device) -> None:
         torch.mps.synchronize()
 
 
-def measure(name: str, run: Callable[[int], int], device: torch.device, steps: int, repeats: int, warmup: int,
-            note: str = "") -> Measured:
-    """Images/s of `run(steps)` (which returns the number of images it handled) over `repeats` timed repeats after
-    `warmup` untimed steps; the device is synchronised only at the end of each repeat, never inside it."""
-    with peak_memory(device) as memory:
-        run(warmup)
-        synchronize(device)
-        rates = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            images = run(steps)
-            synchronize(device)
-            rates.append(images / (time.perf_counter() - start))
-    result = Measured(name, rates, memory["rss_mb"], memory.get("cuda_mb"), note)
-    print(f"  {name}: {result.median:,.0f} img/s", flush=True)
-    return result
-
-
-def measure_turns(cases: list[tuple[str, Callable[[int], int], int, int]], device: torch.device,
-                  repeats: int, settle: Callable[[], None] = lambda: None) -> list[Measured]:
-    """`measure` for several (name, run, steps, warmup) cases, timed in turns, one repeat of each per round: on a
-    shared machine whose speed drifts, every case sees the same drift, so their ratios hold. `settle()` runs
-    before each timing (e.g. flushing the files the previous case wrote, so their write-back is not charged to
-    the next case)."""
+def measure_turns(cases: list[tuple[str, Callable[[], Run], int, int]], device: torch.device, repeats: int,
+                  settle: Callable[[], None] = lambda: None) -> list[Measured]:
+    """Images/s of several (name, make_run, steps, warmup) cases, timed in turns: one repeat of each per round, so
+    that on a shared machine whose speed drifts every case sees the same drift and their ratios hold. A case is
+    built, warmed up and timed for the first time in round one, which is when its memory is measured: what it
+    added to what the earlier cases hold. The device is synchronised at the end of each repeat, never inside it;
+    `settle()` runs before each timing (e.g. flushing the files the previous case wrote, so that their write-back
+    is not charged to the next case)."""
+    runs: dict[str, Run] = {}
     rates: dict[str, list[float]] = {name: [] for name, *_ in cases}
-    peaks = {name: {"rss_mb": 0.0, "anon_mb": 0.0} for name, *_ in cases}
+    memory: dict[str, dict] = {}
+
+    def time_once(name: str, run: Run, steps: int) -> None:
+        settle()
+        start = time.perf_counter()
+        images = run(steps)
+        synchronize(device)
+        rates[name].append(images / (time.perf_counter() - start))
+
     for round_ in range(repeats):
-        for name, run, steps, warmup in cases:
-            with peak_memory(device) as memory:
-                if round_ == 0:
-                    run(warmup)
+        for name, make_run, steps, warmup in cases:
+            if round_ == 0:
+                with peak_memory(device) as memory[name]:
+                    runs[name] = make_run()
+                    runs[name](warmup)
                     synchronize(device)
-                settle()
-                start = time.perf_counter()
-                images = run(steps)
-                synchronize(device)
-                rates[name].append(images / (time.perf_counter() - start))
-            peaks[name] = {key: max(value, peaks[name].get(key) or 0.0) for key, value in memory.items()}
+                    time_once(name, runs[name], steps)
+            else:
+                time_once(name, runs[name], steps)
         print(f"  round {round_ + 1}/{repeats}: " + ", ".join(f"{name} {rates[name][-1]:,.0f}" for name, *_ in cases),
               flush=True)
-    return [Measured(name, rates[name], peaks[name]["rss_mb"], peaks[name].get("cuda_mb")) for name, *_ in cases]
+    return [Measured(name, rates[name], memory[name]["rss_added_mb"], memory[name].get("cuda_added_mb"))
+            for name, *_ in cases]
 
 
 def cpu_name() -> str:
@@ -148,14 +146,15 @@ def describe_machine(device: torch.device) -> str:
 
 
 def print_table(rows: list[Measured]) -> None:
-    """One line per measurement: median images/s, the spread of the repeats, peak memory."""
+    """One line per case: median images/s, the spread of the repeats, the memory it added."""
     cuda = any(r.cuda_mb is not None for r in rows)
     width = max(len(r.name) for r in rows)
-    header = f"{'':<{width}}  {'img/s':>9}  {'repeats (min-max)':>17}  {'peak RSS':>9}"
-    print(header + ("  CUDA peak" if cuda else ""))
+    print(f"{'':<{width}}  {'img/s':>9}  {'repeats (min-max)':>17}  {'memory added':>12}" + ("  CUDA added" if cuda else ""))
     for r in rows:
         spread = f"{min(r.rates):,.0f}-{max(r.rates):,.0f}"
-        line = f"{r.name:<{width}}  {r.median:>9,.0f}  {spread:>17}  {r.rss_mb:>6,.0f} MB"
-        if cuda:
-            line += f"  {r.cuda_mb:>6,.0f} MB" if r.cuda_mb is not None else ""
-        print(line + (f"  {r.note}" if r.note else ""))
+        line = f"{r.name:<{width}}  {r.median:>9,.0f}  {spread:>17}  {r.memory_mb:>9,.0f} MB"
+        if r.cuda_mb is not None:
+            line += f"  {r.cuda_mb:>7,.0f} MB"
+        print(line)
+    print("(memory added: peak resident memory of this process and its workers while the case was built, warmed up "
+          "and first timed, over what the cases before it held)")

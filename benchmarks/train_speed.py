@@ -12,7 +12,7 @@ rows differ only in the data path, the loss and what runs around the networks:
 - floor: our G and D doing forward, backward and Adam steps on random tensors already on the device.
 - data: images/s the reference DataLoader delivers with no model, and what ours delivers (on the device,
   augmented in the second row).
-`--variants` also times the floor with bf16 autocast, channels_last and torch.compile (alone and combined);
+`--variants` also times the floor with channels_last and torch.compile (each with and without bf16 autocast);
 `--profile` prints torch.profiler's table of where our step spends its time.
 """
 
@@ -37,7 +37,7 @@ from gan.losses import LOSSES
 from gan.train import build_loop, build_networks, record_dataset, train_step
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from speed import Measured, describe_machine, measure, print_table  # noqa: E402
+from speed import describe_machine, measure_turns, print_table  # noqa: E402
 
 RESOLUTION, WIDTH, Z_DIM, BATCH = 64, 64, 100, 64
 
@@ -254,7 +254,6 @@ def main(argv: list[str] | None = None) -> None:
     data = check_folder(args.data)
     device = devices.pick_device(args.device)
     default_precision = "bf16" if devices.autocast_dtype(device, "auto") else "fp32"
-    timing = dict(device=device, steps=args.steps, repeats=args.repeats, warmup=args.warmup)
     print(f"{describe_machine(device)}; {RESOLUTION} px, batch {BATCH}, {args.steps} steps x {args.repeats} repeats "
           f"after {args.warmup}; default precision here: {default_precision}")
 
@@ -267,27 +266,33 @@ def main(argv: list[str] | None = None) -> None:
         record_dataset(cfg, dataset, None, log=lambda _: None)
         return cfg
 
-    rows: list[Measured] = []
-    rows.append(measure("reference DCGAN loop", reference_loop(data, args.workers, device), **timing))
     precisions = ["fp32"] + ([default_precision] if default_precision != "fp32" else [])
-    loops = {}
+    cases = [("reference DCGAN loop", lambda: reference_loop(data, args.workers, device))]
+    loops = {}  # augmented -> the Loop of our latest case, for the data rows
+
+    def ours(precision: str, augmented: bool):
+        run, loops[augmented] = our_loop(configured(precision, augmented), dataset, device)
+        return run
+
     for precision in precisions:
-        rows.append(measure(f"floor, {precision}", floor_loop(configured(precision, False), device), **timing))
+        cases.append((f"floor, {precision}", lambda p=precision: floor_loop(configured(p, False), device)))
         for augmented in (False, True):
             label = "augment + EMA" if augmented else "no augment, no EMA"
-            run, loops[augmented] = our_loop(configured(precision, augmented), dataset, device)
-            rows.append(measure(f"ours, {precision}, {label}", run, **timing))
-    data_timing = {**timing, "steps": args.steps * 25, "warmup": args.warmup * 10}  # batches without a model are quick
-    rows.append(measure("data: reference DataLoader", reference_data(data, args.workers), **data_timing))
-    rows.append(measure("data: ours", our_data(loops[False], False), **data_timing))
-    rows.append(measure("data: ours, augmented", our_data(loops[True], True), **data_timing))
+            cases.append((f"ours, {precision}, {label}", lambda p=precision, a=augmented: ours(p, a)))
     if args.variants:
-        for name, precision, layout, compile in (("bf16", "bf16", False, False), ("channels_last", "fp32", True, False),
+        for name, precision, layout, compile in (("channels_last", "fp32", True, False),
                                                  ("bf16 + channels_last", "bf16", True, False),
                                                  ("compile", "fp32", None, True), ("bf16 + compile", "bf16", None, True)):
-            run = floor_loop(configured(precision, False, compile), device, layout)
-            rows.append(measure(f"floor variant: {name}", run, **timing))
-
+            cases.append((f"floor variant: {name}",
+                          lambda p=precision, l=layout, c=compile: floor_loop(configured(p, False, c), device, l)))
+    # The networks' cases take turns, so that a shared machine's drift affects them alike; then the data paths.
+    rows = measure_turns([(name, make, args.steps, args.warmup) for name, make in cases], device, args.repeats)
+    data_steps, data_warmup = args.steps * 25, args.warmup * 10  # batches without a model are quick
+    rows += measure_turns([
+        ("data: reference DataLoader", lambda: reference_data(data, args.workers), data_steps, data_warmup),
+        ("data: ours", lambda: our_data(loops[False], False), data_steps, data_warmup),
+        ("data: ours, augmented", lambda: our_data(loops[True], True), data_steps, data_warmup),
+    ], device, args.repeats)
     print()
     print_table(rows)
     by_name = {r.name: r.median for r in rows}
