@@ -25,7 +25,7 @@ import torch
 
 from gan import images as imagefiles
 from gan.config import DataConfig
-from gan.device import cpu_cores
+from gan.device import cpu_cores, upload
 from gan.errors import GanError
 from gan.files import atomic_write
 from gan.tracking import progress_bar
@@ -365,10 +365,10 @@ class RealBatches:
         else:
             indices = torch.multinomial(self.weights, self.batch_size, replacement=True, generator=self.generator)
         flip = torch.rand(len(indices), generator=self.generator) < 0.5 if self.mirror else None
-        indices = indices.to(self.images.device)
+        indices = upload(indices, self.images.device)
         images = self.images.index_select(0, indices)  # 25x faster than images[indices] on the CPU
         if flip is not None:  # on uint8, a quarter of the bytes
-            flip = flip.to(images.device).view(-1, 1, 1, 1)
+            flip = upload(flip, images.device).view(-1, 1, 1, 1)
             images = torch.where(flip, images.flip(3), images)
         return images.float().div_(127.5).sub_(1.0), self.labels.index_select(0, indices)  # in [-1, 1]
 

@@ -163,7 +163,7 @@ def train_step(loop: Loop, cfg: RunConfig, device: torch.device, amp: torch.dtyp
     real, labels = next(loop.batches)
     labels = labels if nets.G.num_classes else None  # fakes are drawn for the same classes as the reals
     real = devices.as_layout(real, nets.channels_last)
-    z = torch.randn(real.shape[0], cfg.model.z_dim, generator=loop.noise).to(device)
+    z = devices.upload(torch.randn(real.shape[0], cfg.model.z_dim, generator=loop.noise), device)
 
     def seen_by_D(images: torch.Tensor) -> torch.Tensor:
         return augment(images, loop.policy, loop.augment_p.p, loop.augment_generator)

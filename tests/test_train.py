@@ -341,3 +341,27 @@ def test_a_single_image_trains_without_evaluation(tmp_path):
     result = train(tiny_config(tmp_path / "one", tmp_path / "runs", steps=2), log=lines.append)
     assert any("the metrics need at least 2 real images" in line for line in lines)
     assert result.checkpoint.exists() and not (result.run_dir / "best.pt").exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_training_steps_never_wait_for_the_gpu(tmp_path):
+    # A host sync per step (.item(), a plain CPU-to-GPU copy) stops the CPU from queueing work ahead of the GPU.
+    from gan.data import load_dataset
+    from gan.device import autocast_dtype
+
+    write_images(tmp_path / "pets" / "cats", 6, seed=1)
+    write_images(tmp_path / "pets" / "dogs", 6, seed=2)
+    cfg = tiny_config(tmp_path / "pets", tmp_path / "runs")
+    cfg.train.device, cfg.train.r1_gamma, cfg.train.r1_every = "cuda", 1.0, 2  # R1 steps included
+    dataset = load_dataset(cfg.data, log=lambda _: None)
+    train_module.record_dataset(cfg, dataset, None, log=lambda _: None)
+    device = torch.device("cuda")
+    loop = train_module.build_loop(cfg, dataset, device)
+    amp = autocast_dtype(device, cfg.train.precision)
+    train_module.train_step(loop, cfg, device, amp, 1)  # the first step may sync (allocator, cuDNN's choices)
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        stats = [train_module.train_step(loop, cfg, device, amp, step) for step in range(2, 6)]
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    assert torch.isfinite(torch.stack(stats)).all()
