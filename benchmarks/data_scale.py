@@ -101,7 +101,7 @@ def scale(folder: Path, work: Path, resolution: int, ram_limit_gb: float) -> Non
             seconds = time.perf_counter() - started
         rows.append((name, seconds, len(dataset) / seconds, memory))
         print(f"  {name}: {seconds:.1f} s; {lines[-1]}; {lines[0] if 'cache' in lines[0] else ''}")
-    size_mb = dataset.images.numel() / 2**20
+    size_mb = len(dataset) * 3 * resolution**2 / 2**20  # decoded RGB, what --ram-limit-gb is compared with
     batches = RealBatches(dataset, 64, True, False, torch.Generator().manual_seed(0), cpu)
     count = max(200, len(dataset) // 64)
     with peak_memory(cpu) as memory:

@@ -186,7 +186,7 @@ def our_data(loop, augmented: bool):
             real, _ = next(loop.batches)
             if augmented:
                 augment(real, loop.policy, loop.augment_p.p, loop.augment_generator)
-        return steps * BATCH
+        return steps * loop.batches.batch_size
 
     return run
 

@@ -33,6 +33,7 @@ from gan.tracking import progress_bar
 CACHE_VERSION = 2  # 2: pixels (N, 3, R, R) in a raw .u8 file beside the .pt index
 _PARALLEL_MIN_FILES = 64  # below this, starting worker processes costs more than it saves
 _MAX_CHUNK = 256  # images per task sent to a decoding process, and per step of a channel conversion
+_IN_FLIGHT_BYTES = 256 * 2**20  # decoded pixels waiting in worker results, at most
 
 
 @dataclass
@@ -67,10 +68,9 @@ def load_dataset(cfg: DataConfig, log: Callable[[str], None] = print) -> ImageDa
             f"no usable image in {root}: all {len(files)} image files were skipped (reasons above). "
             f"Supported formats: {imagefiles.FORMATS}."
         )
-    all_gray = bool(decoded["gray"].all())
-    channels = cfg.channels or (1 if all_gray else 3)
+    channels = cfg.channels or (1 if bool(decoded["gray"].all()) else 3)
     dataset = ImageDataset(
-        images=_to_channels(decoded["images"], channels, all_gray),
+        images=_to_channels(decoded["images"], channels),
         labels=decoded["labels"],
         class_names=class_names,
         files=decoded["files"],
@@ -141,13 +141,15 @@ def _decoded_in_order(cfg: DataConfig, paths: list[str]) -> Iterator[imagefiles.
     if workers == 1 or len(paths) < _PARALLEL_MIN_FILES:
         yield from map(decode, paths)
         return
-    chunk = max(1, min(_MAX_CHUNK, len(paths) // (workers * 8)))
+    in_flight = 4 * workers  # chunks
+    per_chunk = _IN_FLIGHT_BYTES // (in_flight * _bytes_per_image(cfg.resolution))
+    chunk = max(1, min(_MAX_CHUNK, per_chunk, len(paths) // (workers * 8)))
     # spawn: never fork a process that holds torch's thread pools.
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         pending: deque = deque()
         for start in range(0, len(paths), chunk):
             pending.append(pool.submit(imagefiles.decode_each, decode, paths[start : start + chunk]))
-            if len(pending) >= 4 * workers:
+            if len(pending) >= in_flight:
                 yield from pending.popleft().result()
         while pending:
             yield from pending.popleft().result()
@@ -157,7 +159,7 @@ def _decode_all(cfg: DataConfig, root: Path, files: list[Path], labels: list[int
     """Decode every file once and collect the skip reasons. Pixels (N, 3, R, R) go into a RAM array, or, with
     `into`, are appended to that file as they come (the caller maps it), so RAM holds only images in flight."""
     shape = (cfg.resolution, cfg.resolution)
-    pixels = None if into else np.empty((len(files), 3, *shape), np.uint8)
+    pixels = None if into is not None else np.empty((len(files), 3, *shape), np.uint8)
     kept, gray, skipped, upscaled = [], [], [], 0
     results = _decoded_in_order(cfg, [str(f) for f in files])
     for f, label, r in zip(files, labels, progress_bar(len(files), f"decoding {root.name}", "img", iterable=results)):
@@ -166,7 +168,7 @@ def _decode_all(cfg: DataConfig, root: Path, files: list[Path], labels: list[int
             skipped.append([name, r.reason])
             continue
         chw = r.pixels.transpose(2, 0, 1)
-        if into:
+        if into is not None:
             into.write(np.ascontiguousarray(chw).tobytes())
         else:
             pixels[len(kept)] = chw
@@ -174,7 +176,7 @@ def _decode_all(cfg: DataConfig, root: Path, files: list[Path], labels: list[int
         gray.append(r.gray)
         upscaled += r.upscaled
     return {
-        "images": None if into else torch.from_numpy(pixels[: len(kept)]),
+        "images": None if into is not None else torch.from_numpy(pixels[: len(kept)]),
         "shape": [len(kept), 3, *shape],
         "gray": torch.tensor(gray, dtype=torch.bool),
         "labels": torch.tensor([label for _, label in kept], dtype=torch.int64),
@@ -184,14 +186,11 @@ def _decode_all(cfg: DataConfig, root: Path, files: list[Path], labels: list[int
     }
 
 
-def _to_channels(rgb: torch.Tensor, channels: int, all_gray: bool) -> torch.Tensor:
-    """(N, 3, H, W) -> (N, C, H, W) uint8; one channel uses the ITU-R 601 luma weights, as PIL's 'L' does.
-
-    For grayscale images (R = G = B) that is the first channel itself: a view, no copy of a mapped dataset."""
+def _to_channels(rgb: torch.Tensor, channels: int) -> torch.Tensor:
+    """(N, 3, H, W) -> (N, C, H, W) uint8; one channel uses the ITU-R 601 luma weights, as PIL's 'L' does (even for
+    images judged grey: a grey LA image composited onto a coloured background is not)."""
     if channels == 3:
         return rgb
-    if all_gray:
-        return rgb[:, :1]
     weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
     luma = torch.empty((rgb.shape[0], 1, *rgb.shape[2:]), dtype=torch.uint8)
     for start in range(0, len(rgb), _MAX_CHUNK):  # a chunk at a time: no float copy of the whole dataset
@@ -285,18 +284,38 @@ def _decode_and_cache(cfg: DataConfig, root: Path, files: list[Path], labels: li
         if cache:
             _write_cache(cache, decoded, lambda tmp: decoded["images"].numpy().tofile(tmp), log)
         return decoded
-    folder = cache.parent if cache else None
-    with tempfile.NamedTemporaryFile(dir=folder, prefix=".decoding-", suffix=".u8", delete=False) as pixels:
-        try:
-            decoded = _decode_all(cfg, root, files, labels, into=pixels)
-            pixels.close()
-            if cache and _write_cache(cache, decoded, lambda tmp: os.replace(pixels.name, tmp), log):
-                decoded["images"] = _open_pixels(cache.with_suffix(".u8"), decoded["shape"], mapped=True)
-            else:  # mapped from the temporary file, whose name goes now: the mapping keeps its pages
-                decoded["images"] = _open_pixels(Path(pixels.name), decoded["shape"], mapped=True)
-        finally:
-            Path(pixels.name).unlink(missing_ok=True)
+    pixels = _decoding_file(cache.parent if cache else Path(cfg.cache_dir or default_cache_dir()).expanduser(), log)
+    try:
+        with pixels:
+            try:
+                decoded = _decode_all(cfg, root, files, labels, into=pixels)
+            except OSError as error:
+                raise GanError(f"cannot write the decoded images to {pixels.name} ({error.strerror}): free some space "
+                               f"there, or point --cache-dir at a disk with {_size(len(files), cfg)} free") from None
+        if cache:
+            _write_cache(cache, decoded, lambda tmp: os.replace(pixels.name, tmp), log)
+        # The cache's pixel file when it was written, else the temporary one, whose name goes below: the mapping
+        # keeps its pages.
+        stored = Path(pixels.name) if Path(pixels.name).exists() else cache.with_suffix(".u8")
+        decoded["images"] = _open_pixels(stored, decoded["shape"], mapped=True)
+    finally:
+        Path(pixels.name).unlink(missing_ok=True)
     return decoded
+
+
+def _decoding_file(folder: Path, log) -> BinaryIO:
+    """A hidden temporary file to decode a large dataset into: in the cache folder (a disk, unlike a tmpfs /tmp,
+    which is RAM), else in the system's temporary folder."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        return tempfile.NamedTemporaryFile(dir=folder, prefix=".decoding-", suffix=".u8", delete=False)
+    except OSError as error:
+        log(f"warning: cannot decode into {folder} ({error}); using the system's temporary folder instead")
+        return tempfile.NamedTemporaryFile(prefix=".decoding-", suffix=".u8", delete=False)
+
+
+def _size(count: int, cfg: DataConfig) -> str:
+    return f"{count * _bytes_per_image(cfg.resolution) / 2**30:.1f} GiB"
 
 
 def _write_cache(path: Path, decoded: dict, write_pixels: Callable[[Path], None], log) -> bool:

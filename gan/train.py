@@ -330,7 +330,7 @@ def train(cfg: RunConfig, resume: Checkpoint | None = None, log: Callable[[str],
     if resume:
         _restore(resume, loop, cfg, log)
         start = resume.step
-    evaluator = training_evaluator(cfg, dataset, device, log)  # before the run folder: bad features fail early
+    evaluator = training_evaluator(cfg, dataset, device, log)  # before the run folder: a bad features file fails early
     # Only now, with everything checked, does the run touch its folder.
     run_dir = _run_folder(cfg, resume, log)
     best_kid = best_kid_so_far(run_dir, evaluator, log) if evaluator else math.inf

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import struct
+import sys
 import zlib
 from pathlib import Path
 
@@ -709,6 +710,9 @@ def test_unwritable_cache_folder_only_warns(flat_folder, tmp_path):
     assert lines[1:] == ["10 images ready"]
 
 
+linux_only = pytest.mark.skipif(sys.platform != "linux", reason="reads /proc/self/maps")
+
+
 def _mapped_from(tensor: torch.Tensor) -> str:
     """The file the tensor's memory is mapped from ('' if none), from /proc/self/maps."""
     address = tensor.data_ptr()
@@ -720,6 +724,7 @@ def _mapped_from(tensor: torch.Tensor) -> str:
     return ""
 
 
+@linux_only
 def test_above_the_ram_limit_the_cache_is_memory_mapped_and_gives_identical_tensors(tmp_path):
     folder = tmp_path / "big"
     write_images(folder / "a", 5, seed=1)
@@ -745,18 +750,33 @@ def test_above_the_ram_limit_the_cache_is_memory_mapped_and_gives_identical_tens
     assert torch.equal(third.images, in_ram.images)
 
 
-def test_memory_mapped_without_a_cache_leaves_no_file(flat_folder, tmp_path, monkeypatch):
-    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))
-    (tmp_path / "tmp").mkdir()
+@linux_only
+def test_memory_mapped_without_a_cache_leaves_no_file(flat_folder, tmp_path):
     dataset, _ = load(data_config(flat_folder, tmp_path, ram_limit_gb=0.0))
     in_ram, _ = load(data_config(flat_folder, tmp_path))
-    assert _mapped_from(dataset.images).startswith(str(tmp_path / "tmp" / ".decoding-"))
+    # Decoded into a hidden file in the cache folder (a disk, unlike a tmpfs /tmp), deleted once mapped.
+    assert _mapped_from(dataset.images).startswith(str(tmp_path / "cache" / ".decoding-"))
     assert _mapped_from(dataset.images).endswith("(deleted)")
     assert torch.equal(dataset.images, in_ram.images)
-    assert list((tmp_path / "tmp").iterdir()) == [] and not (tmp_path / "cache").exists()
+    assert list((tmp_path / "cache").iterdir()) == []
 
 
-def test_memory_mapped_grayscale_is_a_view_and_colour_to_one_channel_matches_ram(tmp_path):
+@linux_only
+def test_memory_mapped_with_an_unwritable_cache_folder_decodes_into_the_temporary_folder(flat_folder, tmp_path,
+                                                                                          monkeypatch):
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be")
+    dataset, lines = load(data_config(flat_folder, tmp_path, cache=True, cache_dir=str(blocker), ram_limit_gb=0.0))
+    assert lines[0].startswith(f"warning: could not write the image cache in {blocker} (")
+    assert lines[1].startswith(f"warning: cannot decode into {blocker} (")
+    assert lines[2:] == ["10 images ready"]
+    assert _mapped_from(dataset.images).startswith(str(tmp_path / "tmp" / ".decoding-"))
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_one_channel_from_the_memory_mapped_cache_matches_ram(tmp_path):
     gray_folder, colour_folder = tmp_path / "gray", tmp_path / "colour"
     for i in range(3):
         solid(gray_folder / f"{i}.png", 40 * i, mode="L")
@@ -767,6 +787,15 @@ def test_memory_mapped_grayscale_is_a_view_and_colour_to_one_channel_matches_ram
         assert mapped.images.shape == (3, 1, RES, RES)
         assert torch.equal(mapped.images, in_ram.images)
     assert mapped.images[0, 0, 0, 0] == round(0.299 * 200 + 0.114 * 10)
+
+
+@pytest.mark.parametrize("ram_limit_gb", [1.0, 0.0])
+def test_grey_image_with_transparency_on_a_coloured_background_becomes_its_luma(tmp_path, ram_limit_gb):
+    # An LA image counts as grey, but composited onto red its pixels are not: one channel must hold the luma.
+    solid(tmp_path / "la" / "clear.png", (0, 0), mode="LA")
+    dataset, _ = load(data_config(tmp_path / "la", tmp_path, background="red", ram_limit_gb=ram_limit_gb))
+    assert dataset.images.shape == (1, 1, RES, RES)
+    assert (dataset.images == round(0.299 * 255)).all()
 
 
 def test_truncated_pixel_file_is_ignored_and_rebuilt(flat_folder, tmp_path):
