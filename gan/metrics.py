@@ -13,8 +13,6 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torchmetrics.image.fid import FrechetInceptionDistance
-from torchmetrics.image.kid import KernelInceptionDistance
 
 from gan.errors import GanError
 
@@ -48,6 +46,11 @@ def fid_kid(real: torch.Tensor, fake: torch.Tensor, seed: int = 0) -> dict[str, 
     smallest = min(len(real), len(fake))
     if smallest < 2:
         raise GanError(f"FID and KID need at least 2 real and 2 generated images, got {len(real)} and {len(fake)}")
+    # Imported here: torchmetrics' image metrics pull in torchvision and torch-fidelity (1.6 s), which training
+    # need not wait for before its first step.
+    from torchmetrics.image.fid import FrechetInceptionDistance
+    from torchmetrics.image.kid import KernelInceptionDistance
+
     fid = FrechetInceptionDistance(feature=_Precomputed(real.shape[1]))
     with warnings.catch_warnings():  # it warns that KID keeps every feature: here they are already in memory
         warnings.simplefilter("ignore", UserWarning)

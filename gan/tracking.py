@@ -14,7 +14,6 @@ from typing import Callable, Iterable
 import numpy as np
 import torch
 from PIL import Image
-from torchvision.utils import make_grid
 from tqdm import tqdm
 
 from gan.files import atomic_write, write_text
@@ -31,10 +30,19 @@ def progress_bar(total: int, desc: str, unit: str = "it", initial: int = 0, iter
     )
 
 
-def image_grid(images: torch.Tensor, columns: int = 8) -> np.ndarray:
-    """(N, C, H, W) floats in [-1, 1] -> one (H', W', 3) uint8 picture, `columns` images a row."""
-    grid = make_grid(images.detach().float().cpu(), nrow=columns, padding=2, normalize=True, value_range=(-1, 1))
-    return grid.mul(255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+def image_grid(images: torch.Tensor, columns: int = 8, padding: int = 2) -> np.ndarray:
+    """(N, C, H, W) floats in [-1, 1] -> one (H', W', 3) uint8 picture, `columns` images a row (fewer when there
+    are fewer images), on black with `padding` pixels around each. Written here rather than taken from
+    torchvision.utils.make_grid: importing torchvision cost every command 1.1 s before its first step."""
+    pixels = images.detach().float().cpu().add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8)
+    count, _, height, width = pixels.shape
+    columns = min(columns, count)
+    rows = -(-count // columns)
+    grid = torch.zeros(rows * (height + padding) + padding, columns * (width + padding) + padding, 3, dtype=torch.uint8)
+    for i, image in enumerate(pixels.permute(0, 2, 3, 1)):  # one channel broadcasts to three
+        top, left = (i // columns) * (height + padding) + padding, (i % columns) * (width + padding) + padding
+        grid[top : top + height, left : left + width] = image
+    return grid.numpy()
 
 
 def save_png(array: np.ndarray, path: Path) -> None:
