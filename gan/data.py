@@ -162,7 +162,8 @@ def _decode_all(cfg: DataConfig, root: Path, files: list[Path], labels: list[int
     pixels = None if into is not None else np.empty((len(files), 3, *shape), np.uint8)
     kept, gray, skipped, upscaled = [], [], [], 0
     results = _decoded_in_order(cfg, [str(f) for f in files])
-    for f, label, r in zip(files, labels, progress_bar(len(files), f"decoding {root.name}", "img", iterable=results)):
+    # The bar first: zip stops at its shortest input, and a bar asked for no further item never reaches 100%.
+    for r, f, label in zip(progress_bar(len(files), f"decoding {root.name}", "img", iterable=results), files, labels):
         name = f.relative_to(root).as_posix()
         if r.reason is not None:
             skipped.append([name, r.reason])
@@ -289,15 +290,14 @@ def _decode_and_cache(cfg: DataConfig, root: Path, files: list[Path], labels: li
         with pixels:
             try:
                 decoded = _decode_all(cfg, root, files, labels, into=pixels)
+                pixels.flush()
             except OSError as error:
                 raise GanError(f"cannot write the decoded images to {pixels.name} ({error.strerror}): free some space "
                                f"there, or point --cache-dir at a disk with {_size(len(files), cfg)} free") from None
+        # Mapped before the file is renamed into the cache (or removed below): the mapping follows the file itself.
+        decoded["images"] = _open_pixels(Path(pixels.name), decoded["shape"], mapped=True)
         if cache:
             _write_cache(cache, decoded, lambda tmp: os.replace(pixels.name, tmp), log)
-        # The cache's pixel file when it was written, else the temporary one, whose name goes below: the mapping
-        # keeps its pages.
-        stored = Path(pixels.name) if Path(pixels.name).exists() else cache.with_suffix(".u8")
-        decoded["images"] = _open_pixels(stored, decoded["shape"], mapped=True)
     finally:
         Path(pixels.name).unlink(missing_ok=True)
     return decoded
@@ -323,9 +323,13 @@ def _write_cache(path: Path, decoded: dict, write_pixels: Callable[[Path], None]
     index = {key: value for key, value in decoded.items() if key != "images"}
     try:
         atomic_write(path.with_suffix(".u8"), write_pixels)
-        atomic_write(path, lambda tmp: torch.save(index, tmp))
+        try:
+            atomic_write(path, lambda tmp: torch.save(index, tmp))
+        except BaseException:  # no pixel file without its index: nothing would ever use or remove it
+            path.with_suffix(".u8").unlink(missing_ok=True)
+            raise
         return True
-    except OSError as error:
+    except (OSError, RuntimeError) as error:  # torch.save reports a full disk as RuntimeError
         _cache_unwritable(path.parent, error, log)
         return False
 

@@ -798,6 +798,20 @@ def test_grey_image_with_transparency_on_a_coloured_background_becomes_its_luma(
     assert (dataset.images == round(0.299 * 255)).all()
 
 
+@pytest.mark.parametrize("ram_limit_gb", [1.0, 0.0])
+def test_cache_index_that_cannot_be_written_leaves_no_pixel_file(flat_folder, tmp_path, monkeypatch, ram_limit_gb):
+    in_ram, _ = load(data_config(flat_folder, tmp_path))
+
+    def disk_full(*args, **kwargs):
+        raise RuntimeError("PytorchStreamWriter failed writing file data/0: file write failed")
+
+    monkeypatch.setattr(torch, "save", disk_full)  # what torch.save raises on a full disk
+    dataset, lines = load(data_config(flat_folder, tmp_path, cache=True, ram_limit_gb=ram_limit_gb))
+    assert lines[0].startswith(f"warning: could not write the image cache in {tmp_path / 'cache'} (")
+    assert torch.equal(dataset.images, in_ram.images)
+    assert list((tmp_path / "cache").iterdir()) == []  # neither an index nor a pixel file without one
+
+
 def test_truncated_pixel_file_is_ignored_and_rebuilt(flat_folder, tmp_path):
     cfg = data_config(flat_folder, tmp_path, cache=True)
     good, _ = load(cfg)
