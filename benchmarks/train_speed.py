@@ -2,9 +2,12 @@
 from its description), our training step, the compute floor of our networks, and each data path alone.
 
     python benchmarks/train_speed.py --data data/emoji [--steps 8 --repeats 3] [--variants] [--profile]
+                                     [--device cuda] [--resolution 128]
 
 Same architecture for all (DCGAN at 64 px, ngf = ndf = 64, z 100, batch 64, BatchNorm in D, unconditional), so the
-rows differ only in the data path, the loss and what runs around the networks:
+rows differ only in the data path, the loss and what runs around the networks. At --resolution above 64 our
+networks gain a layer per doubling; the example's loop is only defined at 64 px and is left out there (its
+DataLoader is still timed, resizing to that resolution).
 - reference: ImageFolder-style PIL decode + Resize/CenterCrop/ToTensor/Normalize in DataLoader workers every
   step, Sigmoid + BCELoss, and the example's per-step .item() reads.
 - ours: `gan.train.train_step` on our data path (decoded once, batches on the device), losses read every
@@ -39,7 +42,7 @@ from gan.train import build_loop, build_networks, record_dataset, train_step
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from speed import describe_machine, measure_turns, print_table  # noqa: E402
 
-RESOLUTION, WIDTH, Z_DIM, BATCH = 64, 64, 100, 64
+REFERENCE_RESOLUTION, WIDTH, Z_DIM, BATCH = 64, 64, 100, 64  # the example's networks are 64 px only
 
 
 # --- the reference: the PyTorch DCGAN example, re-implemented from its description -----------------------------------
@@ -58,9 +61,9 @@ class ReferenceImages(Dataset):
         return self.transform(default_loader(str(self.files[i]))), 0
 
 
-def reference_loader(data: Path, workers: int) -> DataLoader:
+def reference_loader(data: Path, workers: int, resolution: int = REFERENCE_RESOLUTION) -> DataLoader:
     files, _, _ = scan_folder(data, log=lambda _: None)
-    transform = T.Compose([T.Resize(RESOLUTION), T.CenterCrop(RESOLUTION), T.ToTensor(),
+    transform = T.Compose([T.Resize(resolution), T.CenterCrop(resolution), T.ToTensor(),
                            T.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))])
     return DataLoader(ReferenceImages(files, transform), batch_size=BATCH, shuffle=True, num_workers=workers,
                       persistent_workers=workers > 0)
@@ -130,8 +133,8 @@ def reference_loop(data: Path, workers: int, device: torch.device):
     return run
 
 
-def reference_data(data: Path, workers: int):
-    batches = endless(reference_loader(data, workers))
+def reference_data(data: Path, workers: int, resolution: int):
+    batches = endless(reference_loader(data, workers, resolution))
 
     def run(steps: int) -> int:
         return sum(next(batches)[0].shape[0] for _ in range(steps))
@@ -142,11 +145,12 @@ def reference_data(data: Path, workers: int):
 # --- ours ----------------------------------------------------------------------------------------------------------
 
 
-def our_config(data: Path, device: str, precision: str, augmented: bool, compile: bool = False) -> RunConfig:
+def our_config(data: Path, device: str, precision: str, augmented: bool, compile: bool = False,
+               resolution: int = REFERENCE_RESOLUTION) -> RunConfig:
     """Our training at the reference's architecture; augmentation and EMA off or on."""
     cfg = RunConfig()
     cfg.data.path = str(data)
-    cfg.data.resolution = RESOLUTION
+    cfg.data.resolution = resolution
     cfg.data.cache = True
     cfg.model = dataclasses.replace(cfg.model, z_dim=Z_DIM, g_channels=WIDTH, d_channels=WIDTH, conditional="off",
                                     spectral_norm="off")
@@ -202,7 +206,8 @@ def floor_loop(cfg: RunConfig, device: torch.device, channels_last: bool | None 
     D = devices.maybe_compile(nets.D, cfg.train.compile, device)
     amp = devices.autocast_dtype(device, cfg.train.precision)
     d_loss, g_loss = LOSSES[cfg.train.loss]
-    real = devices.as_layout(torch.randn(BATCH, 3, RESOLUTION, RESOLUTION, device=device), layout)
+    size = cfg.data.resolution
+    real = devices.as_layout(torch.randn(BATCH, 3, size, size, device=device), layout)
     z = torch.randn(BATCH, Z_DIM, device=device)
 
     def run(steps: int) -> int:
@@ -247,27 +252,29 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps before the repeats")
     parser.add_argument("--workers", type=int, default=2, help="the reference DataLoader's workers (the example: 2)")
-    parser.add_argument("--variants", action="store_true", help="also time the floor with bf16, channels_last, compile")
+    parser.add_argument("--resolution", type=int, default=REFERENCE_RESOLUTION,
+                        help="64 (default) or more; the DCGAN example's loop is timed at 64 px only")
+    parser.add_argument("--variants", action="store_true",
+                        help="also time the floor without channels_last and with torch.compile")
     parser.add_argument("--profile", action="store_true", help="print torch.profiler's table for our step")
     args = parser.parse_args(argv)
 
     data = check_folder(args.data)
     device = devices.pick_device(args.device)
     default_precision = "bf16" if devices.autocast_dtype(device, "auto") else "fp32"
-    print(f"{describe_machine(device)}; {RESOLUTION} px, batch {BATCH}, {args.steps} steps x {args.repeats} repeats "
+    resolution = args.resolution
+    with_reference_loop = resolution == REFERENCE_RESOLUTION
+    print(f"{describe_machine(device)}; {resolution} px, batch {BATCH}, {args.steps} steps x {args.repeats} repeats "
           f"after {args.warmup}; default precision here: {default_precision}")
 
-    base = our_config(data, args.device, "fp32", augmented=False)
-    dataset = load_dataset(base.data, log=lambda _: None)
-    record_dataset(base, dataset, None, log=lambda _: None)
-
     def configured(precision: str, augmented: bool, compile: bool = False) -> RunConfig:
-        cfg = our_config(data, args.device, precision, augmented, compile)
+        cfg = our_config(data, args.device, precision, augmented, compile, resolution)
         record_dataset(cfg, dataset, None, log=lambda _: None)
         return cfg
 
+    dataset = load_dataset(our_config(data, args.device, "fp32", False, resolution=resolution).data, lambda _: None)
     precisions = ["fp32"] + ([default_precision] if default_precision != "fp32" else [])
-    cases = [("reference DCGAN loop", lambda: reference_loop(data, args.workers, device))]
+    cases = [("reference DCGAN loop", lambda: reference_loop(data, args.workers, device))] if with_reference_loop else []
     loops = {}  # augmented -> the Loop of our latest case, for the data rows
 
     def ours(precision: str, augmented: bool):
@@ -289,7 +296,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = measure_turns([(name, make, args.steps, args.warmup) for name, make in cases], device, args.repeats)
     data_steps, data_warmup = args.steps * 25, args.warmup * 10  # batches without a model are quick
     rows += measure_turns([
-        ("data: reference DataLoader", lambda: reference_data(data, args.workers), data_steps, data_warmup),
+        ("data: reference DataLoader", lambda: reference_data(data, args.workers, resolution), data_steps, data_warmup),
         ("data: ours", lambda: our_data(loops[False], False), data_steps, data_warmup),
         ("data: ours, augmented", lambda: our_data(loops[True], True), data_steps, data_warmup),
     ], device, args.repeats)
@@ -298,7 +305,9 @@ def main(argv: list[str] | None = None) -> None:
     by_name = {r.name: r.median for r in rows}
     default = precisions[-1]
     ours_default = by_name[f"ours, {default}, augment + EMA"]
-    print(f"\nours/reference at defaults ({default}, augment + EMA): {ours_default / by_name['reference DCGAN loop']:.2f}x")
+    if with_reference_loop:
+        print(f"\nours/reference at defaults ({default}, augment + EMA): "
+              f"{ours_default / by_name['reference DCGAN loop']:.2f}x")
     for precision in precisions:
         plain = by_name[f"ours, {precision}, no augment, no EMA"]
         floor = by_name[f"floor, {precision}"]

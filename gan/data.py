@@ -334,7 +334,7 @@ def _write_cache(path: Path, decoded: dict, write_pixels: Callable[[Path], None]
         return False
 
 
-def _cache_unwritable(folder: Path, error: OSError, log) -> None:
+def _cache_unwritable(folder: Path, error: Exception, log) -> None:
     """A read-only or full cache folder only costs the next run its head start."""
     log(f"warning: could not write the image cache in {folder} ({error}); use --cache-dir or --no-cache")
 
