@@ -14,7 +14,10 @@ from gan.errors import GanError
 from gan.files import atomic_write, write_text
 
 FORMAT = "gan-checkpoint"
-VERSION = 2  # 2: class conditioning, augmentation state, spectral norm
+VERSION = 3  # 2: class conditioning, augmentation state, spectral norm; 3: conditional BatchNorm G, class term
+# Settings added since a version, with the values that reproduce what that version trained (so its runs load,
+# sample and resume as before).
+_ADDED_SINCE = {2: {"model": {"g_conditioning": "concat"}, "train": {"class_weight": 0.0}}}
 _RUN_DIR = re.compile(r"^(\d{5})-")
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)\.pt$")
 BEST = "best.pt"  # the checkpoint with the lowest KID so far; never pruned
@@ -118,9 +121,12 @@ def load_checkpoint(path: str) -> Checkpoint:
         raise GanError(f"cannot read checkpoint {file}: {error}. Is the file complete and written by `gan train`?") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise GanError(f"{file} is not a checkpoint written by `gan train`")
-    if state.get("version") != VERSION:
+    for section, values in _ADDED_SINCE.get(state.get("version"), {}).items():
+        for name, value in values.items():
+            state["config"][section].setdefault(name, value)
+    if state.get("version") not in (VERSION, *_ADDED_SINCE):
         raise GanError(
             f"{file} has checkpoint format version {state.get('version')}, from another version of gan; this one "
-            f"reads version {VERSION}. Train a new run (or use the gan version that wrote it)."
+            f"reads versions {', '.join(map(str, sorted({*_ADDED_SINCE, VERSION})))}. Train a new run (or use the gan version that wrote it)."
         )
     return Checkpoint(state, file)

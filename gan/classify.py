@@ -77,9 +77,21 @@ def train_classifier(data: TrainingSet, num_classes: int, steps: int, batch_size
 
 
 @torch.no_grad()
-def predict(model: nn.Module, images: torch.Tensor, device: torch.device, batch_size: int = 256) -> torch.Tensor:
+def probabilities(model: nn.Module, images: torch.Tensor, device: torch.device, batch_size: int = 256) -> torch.Tensor:
+    """(N, num_classes) class probabilities of uint8 images, on the CPU."""
+    return torch.cat([model(to_input(images[i : i + batch_size], device)).float().softmax(1).cpu()
+                      for i in range(0, len(images), batch_size)])
+
+
+def predict(model: nn.Module, images: torch.Tensor, device: torch.device) -> torch.Tensor:
     """Predicted class of every uint8 image, on the CPU."""
-    return torch.cat([model(to_input(images[i : i + batch_size], device)).argmax(1).cpu()
+    return probabilities(model, images, device).argmax(1)
+
+
+@torch.no_grad()
+def embed(model: nn.Module, images: torch.Tensor, device: torch.device, batch_size: int = 256) -> torch.Tensor:
+    """(N, features) of uint8 images: the classifier's pooled last features, the space it tells classes in."""
+    return torch.cat([model.features(to_input(images[i : i + batch_size], device)).mean((2, 3)).float().cpu()
                       for i in range(0, len(images), batch_size)])
 
 

@@ -85,7 +85,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _print_train_summary(run_dir: Path, step: int, checkpoint: Path) -> None:
     lines = [f"\ntrained to step {step}. Everything is in {run_dir}/", f"  checkpoint   {checkpoint}"]
     if (run_dir / "best.pt").exists():
-        lines.append(f"  best by KID  {run_dir / 'best.pt'} (what gan sample and gan eval use)")
+        lines.append(f"  best         {run_dir / 'best.pt'} (by --best-by; what gan sample and gan eval use)")
     lines += [
         f"  sample grids {run_dir}/fakes-*.png (real images: reals.png)",
         f"  curves       tensorboard --logdir {run_dir.parent}",
@@ -143,7 +143,8 @@ def cmd_value(args: argparse.Namespace) -> int:
     cfg = ValueConfig()
     apply_flags(cfg, args)
     result = measure_value(cfg)
-    print(f"\n{result.report['verdict']}.\nreport: {result.markdown} (figures: {result.json.name}, chart: "
+    harm = f"\n{result.report['harm']}." if result.report["harm"] else ""
+    print(f"{harm}\n{result.report['verdict']}.\nreport: {result.markdown} (figures: {result.json.name}, chart: "
           f"{result.chart.name})")
     return 0
 
@@ -171,10 +172,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
                                    grid=str(result.run_dir / "synthetic-grid.png")))
     folders = sorted({f.parent.name for f in exported.files if f.parent != exported.out})
     layout = f" in class folders {', '.join(folders)}" if folders else ""
+    preview = f"  their preview     {exported.grid}\n" if exported.grid else ""
     print(
         f"\ndemo done.\n"
         f"  synthetic images  {exported.out}/ ({len(exported.files)} PNGs{layout}; list: {exported.manifest.name})\n"
-        f"  their preview     {exported.grid}\n"
+        f"{preview}"
         f"  training grids    {result.run_dir}/fakes-*.png (real images: reals.png)\n"
         f"  TensorBoard logs  {result.run_dir}/  ->  .venv/bin/tensorboard --logdir {result.run_dir.parent}"
     )

@@ -115,6 +115,8 @@ class ModelConfig:
     d_channels: int = option(64, "discriminator width: channels of its first layer (doubling, at most 8x)")
     conditional: str = option("auto", "class-conditional G and D; auto: on when the data has 2+ class folders",
                               ("auto", "on", "off"))
+    g_conditioning: str = option("concat", "how a conditional G takes the class: concat (an embedding joined to the "
+                                 "noise) or cbn (conditional BatchNorm in every block)", ("concat", "cbn"))
     spectral_norm: str = option("auto", "spectral normalisation instead of BatchNorm in D; auto: on below "
                                 "30k images", ("auto", "on", "off"))
 
@@ -134,6 +136,8 @@ class TrainConfig:
     beta2: float = option(0.999, "Adam beta2 for both networks")
     ema_decay: float = option(0.999, "decay of the generator's moving average used for grids and export (0: off)")
     loss: str = option("nonsaturating", "adversarial loss", ("nonsaturating", "hinge"))
+    class_weight: float = option(0.0, "weight of the class term of a conditional run: cross-entropy of D's class "
+                                 "scores on real images (for D) and on fakes (for G), as in AC-GAN (0: off)")
     r1_gamma: float = option(0.0, "weight of the R1 gradient penalty on real images (0: off)")
     r1_every: int = option(16, "apply R1 every this many steps, scaled up to match (lazy regularisation)")
     augment: str = option("auto", "augmentations the discriminator sees, comma-separated from translation, cutout, "
@@ -149,8 +153,11 @@ class TrainConfig:
     image_every: int = option(500, "steps between sample grids (fakes-<step>.png and TensorBoard)")
     checkpoint_every: int = option(1000, "steps between checkpoints (one is always written at the end)")
     keep: int = option(3, "how many of the newest checkpoints to keep")
-    eval_every: int = option(1000, "steps between evaluations (KID, FID, precision/recall in TensorBoard); the best "
-                             "by KID is kept as best.pt (0: off)")
+    eval_every: int = option(1000, "steps between evaluations (KID, FID, precision/recall, label agreement in "
+                             "TensorBoard); the best by --best-by is kept as best.pt (0: off)")
+    best_by: str = option("auto", "what best.pt is chosen by: kid, or class_kid (the mean per-class KID, where a "
+                          "sample in the wrong class costs); auto: class_kid for a conditional run",
+                          ("auto", "kid", "class_kid"))
     eval_count: int = option(0, "images generated per evaluation (0: as many as the real images, 500 to 5000)")
     out: str = option("checkpoints", "folder where numbered run folders are created")
     name: str = option("", "run folder name after its number (default: the data folder's name)")
@@ -170,8 +177,9 @@ class TrainConfig:
         for name in ("beta1", "beta2", "ema_decay", "augment_target"):
             if not 0 <= getattr(self, name) < 1:
                 raise GanError(f"{flag_name(name)} must be in [0, 1), got {getattr(self, name)}")
-        if not self.r1_gamma >= 0:  # also refuses NaN
-            raise GanError(f"--r1-gamma must be 0 (off) or positive, got {self.r1_gamma}")
+        for name in ("r1_gamma", "class_weight"):
+            if not getattr(self, name) >= 0:  # also refuses NaN
+                raise GanError(f"{flag_name(name)} must be 0 (off) or positive, got {getattr(self, name)}")
         if self.augment != "auto":
             try:
                 parse_policy(self.augment)
@@ -229,6 +237,8 @@ class RunConfig:
             self.model.spectral_norm = "on" if small else "off"
         if self.train.augment == "auto":
             self.train.augment = DEFAULT_POLICY if small else "none"
+        if self.train.best_by == "auto" or self.model.conditional == "off":  # no classes, no per-class KID
+            self.train.best_by = "class_kid" if self.model.conditional == "on" else "kid"
 
 
 def validate_source(run: str, checkpoint: str) -> None:
@@ -254,6 +264,10 @@ class SampleConfig:
     workers: int = option(0, "threads that encode and write images (0: one per CPU core)")
     reject_copies: bool = option(False, "skip samples that are near-copies of a training image (see gan eval --nearest), "
                                  "generating others in their place")
+    label_filter: bool = option(True, "keep only samples that the run's judge (a classifier of its real images) "
+                                "puts in the class they were made for, generating others in their place")
+    min_confidence: float = option(0.5, "the judge's least probability of the intended class for a sample to be "
+                                   "kept by --label-filter")
 
     def validate(self) -> None:
         validate_source(self.run, self.checkpoint)
@@ -266,6 +280,8 @@ class SampleConfig:
                 raise GanError(f"{flag_name(name)} must be positive, got {getattr(self, name)}")
         check_seed(self.seed, MAX_SEED - self.count)
         check_workers(self.workers)
+        if not 0 <= self.min_confidence <= 1:
+            raise GanError(f"--min-confidence must be in [0, 1], got {self.min_confidence}")
 
 
 @dataclass
@@ -377,7 +393,7 @@ def from_dict(cls, values: dict):
 # Settings that change the networks' tensors: a checkpoint only resumes or samples with the same values.
 SHAPE_SETTINGS = (
     ("data", "resolution"), ("data", "channels"), ("model", "z_dim"), ("model", "g_channels"), ("model", "d_channels"),
-    ("model", "conditional"), ("model", "spectral_norm"),
+    ("model", "conditional"), ("model", "g_conditioning"), ("model", "spectral_norm"),
 )
 
 

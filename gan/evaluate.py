@@ -25,7 +25,8 @@ from gan.errors import GanError
 from gan.features import FeatureSpace, embed, load_feature_space
 from gan.files import write_text
 from gan.generate import generate, load_generator, spread, to_uint8
-from gan.metrics import COPY_FRACTION, CopyDetector, NearestTraining, distribution_metrics
+from gan.judge import Judge, agreement, run_judge
+from gan.metrics import COPY_FRACTION, CopyDetector, NearestTraining, class_kids, distribution_metrics
 from gan.tracking import image_grid, save_png
 
 _PAIRS_SHOWN = 16  # closest sample/training pairs in the memorization grid
@@ -54,7 +55,8 @@ class Evaluator:
     evaluation: training starts without waiting for them (minutes for thousands of images in Inception on a CPU)."""
 
     def __init__(self, space: FeatureSpace, real: ImageDataset, class_names: list[str], conditional: bool,
-                 count: int, device: torch.device, batch_size: int = 64, seed: int = 0):
+                 count: int, device: torch.device, batch_size: int = 64, seed: int = 0,
+                 judge: Callable[[], Judge] | None = None):
         if len(real) < 2 or count < 2:
             raise GanError(f"the metrics need at least 2 real and 2 generated images, got {len(real)} and {count}")
         self.space, self.device, self.batch_size = space, device, batch_size
@@ -66,6 +68,7 @@ class Evaluator:
         self.real_labels = known[real.labels]
         self.real_images = real.images
         self.seeds = list(range(seed, seed + count))
+        self.make_judge = judge if conditional else None  # asked for at the first evaluation, like the real features
         self.labels = None
         if conditional:  # classes in the proportions of the real set, so the two mixtures are comparable
             counts = torch.bincount(self.real_labels[self.real_labels >= 0], minlength=len(class_names)).tolist()
@@ -74,6 +77,10 @@ class Evaluator:
     @functools.cached_property
     def real(self) -> torch.Tensor:
         return embed(self.space, self.real_images, self.batch_size, self.device)
+
+    @functools.cached_property
+    def judge(self) -> Judge | None:
+        return self.make_judge() if self.make_judge else None
 
     def samples(self, G: nn.Module) -> Samples:
         batches = generate(G, self.seeds, self.labels, self.batch_size, self.device)
@@ -84,8 +91,17 @@ class Evaluator:
         return embed(self.space, samples.images, self.batch_size, self.device)
 
     def score(self, fake: torch.Tensor, samples: Samples, per_class: bool = False) -> dict:
-        """FID, KID, precision and recall overall, and (per_class) for each class with 2+ images on both sides."""
+        """FID, KID, precision and recall overall, and (per_class) for each class with 2+ images on both sides;
+        for a conditional generator also the mean per-class KID and the label agreement."""
         scores = distribution_metrics(self.real, fake)
+        if samples.labels is not None:
+            kids = class_kids(self.real, self.real_labels, fake, samples.labels, self.class_names)
+            scores["class_kid"] = sum(kids.values()) / len(kids) if kids else scores["kid"]
+        if self.judge is not None:
+            scores.update(agreement(self.judge.probabilities(samples.images, self.device), samples.labels,
+                                    self.class_names))
+            scores["judge"] = self.judge.describe()
+            scores["judge_accuracy"] = self.judge.held_out_accuracy
         if per_class and samples.labels is not None:
             scores["classes"] = {}
             for c, name in enumerate(self.class_names):
@@ -111,17 +127,19 @@ def training_evaluator(cfg: RunConfig, dataset: ImageDataset, device: torch.devi
     return Evaluator(space, dataset, cfg.data.class_names, bool(cfg.num_classes), count, device)
 
 
-def best_kid_so_far(run_dir: Path, evaluator: Evaluator, log) -> float:
-    """The KID best.pt holds when it was measured the way this session measures (else it will be replaced)."""
+def best_score_so_far(run_dir: Path, evaluator: Evaluator, best_by: str, log) -> float:
+    """The score (--best-by) best.pt holds when it was measured and chosen the way this session does (else the
+    first evaluation replaces it)."""
     best = run_dir / BEST
     if not best.is_file():
         return math.inf
     state = load_checkpoint(str(best)).state
-    if state.get("evaluation") != evaluator.identity:
-        log(f"note: {best} was scored with {state.get('evaluation')}, this session scores with "
-            f"{evaluator.identity}; the first evaluation replaces it")
+    chosen = (state.get("evaluation"), state.get("best_by", "kid"))
+    if chosen != (evaluator.identity, best_by):
+        log(f"note: {best} was scored with {chosen[0]} and chosen by {chosen[1]}, this session scores with "
+            f"{evaluator.identity} and chooses by {best_by}; the first evaluation replaces it")
         return math.inf
-    return float(state["metrics"]["kid"])
+    return float(state["metrics"][best_by])
 
 
 def copy_detector(space: FeatureSpace, train: ImageDataset, device: torch.device, batch_size: int = 64) -> CopyDetector:
@@ -217,8 +235,12 @@ def evaluate_run(cfg: EvalConfig, log: Callable[[str], None] = print) -> EvalRes
     count = eval_count(cfg.count or trained.train.eval_count, len(real))
     log(f"evaluating {checkpoint.path} (step {checkpoint.step}): {count} generated vs {len(real)} real images, "
         f"'{space.name}' features")
+    def judge() -> Judge:
+        return run_judge(checkpoint.path.parent, trained, lambda: training_images(trained, "label agreement", log),
+                         device, log)
+
     evaluator = Evaluator(space, real, trained.data.class_names, bool(trained.num_classes), count, device,
-                          cfg.batch_size, cfg.seed)
+                          cfg.batch_size, cfg.seed, judge)
     samples = evaluator.samples(load_generator(checkpoint, device))
     fake = evaluator.features(samples)
     report = {
@@ -254,15 +276,25 @@ def _nearest_rows(samples: Samples, nearest: NearestTraining, train: ImageDatase
 
 
 def format_report(report: dict) -> str:
-    """The evaluation as a table a person reads: KID (x 10^3, lower is better) first."""
-    lines = [f"{'':14}{'KID x1e3':>16}{'FID':>10}{'precision':>11}{'recall':>8}"]
+    """The evaluation as a table a person reads: KID (x 10^3, lower is better) first; for a conditional run also
+    each class's label agreement."""
+    agreement = report.get("label_agreement_classes")
+    lines = [f"{'':14}{'KID x1e3':>16}{'FID':>10}{'precision':>11}{'recall':>8}" + ("   labels" if agreement else "")]
 
-    def row(name: str, s: dict) -> str:
+    def row(name: str, s: dict, agrees: float | None = None) -> str:
         kid = f"{1e3 * s['kid']:.2f} ± {1e3 * s['kid_std']:.2f}"
-        return f"{name[:13]:14}{kid:>16}{s['fid']:>10.2f}{s['precision']:>11.2f}{s['recall']:>8.2f}"
+        labels = "" if agrees is None else f"{100 * agrees:>8.1f}%"
+        return f"{name[:13]:14}{kid:>16}{s['fid']:>10.2f}{s['precision']:>11.2f}{s['recall']:>8.2f}{labels}"
 
-    lines.append(row("all", report))
-    lines += [row(name, scores) for name, scores in report.get("classes", {}).items()]
+    lines.append(row("all", report, report.get("label_agreement")))
+    lines += [row(name, scores, (agreement or {}).get(name)) for name, scores in report.get("classes", {}).items()]
+    if "class_kid" in report:
+        lines.append(f"mean per-class KID x1e3: {1e3 * report['class_kid']:.2f} (each class's samples against that "
+                     f"class's real images: a sample in the wrong class costs here)")
+    if agreement:
+        low = [name for name, value in agreement.items() if value is not None and value < 0.9]
+        lines.append(f"labels: {100 * report['label_agreement']:.1f}% of the samples show the class they were made "
+                     f"for ({report['judge']})" + (f"; below 90%: {', '.join(low)}" if low else ""))
     if not report["comparable_to_published_fid"]:
         lines.append(f"feature space '{report['features']}': compare these numbers only with evaluations in the "
                      f"same space, not with published FIDs")
@@ -274,4 +306,3 @@ def format_report(report: dict) -> str:
             f"images themselves: {100 * memo['real_copy_rate']:.1f}%)"
         )
     return "\n".join(lines)
-

@@ -12,18 +12,34 @@ from torch import nn
 from gan import device as devices
 from gan.checkpoint import Checkpoint
 from gan.errors import GanError
-from gan.models import Generator
+from gan.models import Discriminator, Generator
+
+
+def _load_network(checkpoint: Checkpoint, kind: type[nn.Module], key: str, device: torch.device) -> nn.Module:
+    cfg = checkpoint.saved_config()
+    network = kind(cfg.model, cfg.data.resolution, cfg.data.channels, cfg.num_classes)
+    try:
+        network.load_state_dict(checkpoint.state[key])
+    except (RuntimeError, KeyError) as error:
+        raise GanError(f"{checkpoint.path}: its {kind.__name__.lower()} weights do not match its own config ({error})") from None
+    return devices.place(network, device, devices.channels_last(device, compiled=False)).eval().requires_grad_(False)
 
 
 def load_generator(checkpoint: Checkpoint, device: torch.device) -> nn.Module:
     """The checkpoint's moving-average generator, in eval mode on `device`."""
-    cfg = checkpoint.saved_config()
-    G = Generator(cfg.model, cfg.data.resolution, cfg.data.channels, cfg.num_classes)
-    try:
-        G.load_state_dict(checkpoint.state["G_ema"])
-    except (RuntimeError, KeyError) as error:
-        raise GanError(f"{checkpoint.path}: its generator weights do not match its own config ({error})") from None
-    return devices.place(G, device, devices.channels_last(device, compiled=False)).eval()
+    return _load_network(checkpoint, Generator, "G_ema", device)
+
+
+def load_discriminator(checkpoint: Checkpoint, device: torch.device) -> nn.Module:
+    """The checkpoint's discriminator, in eval mode on `device`: its logit is each exported image's D score."""
+    return _load_network(checkpoint, Discriminator, "D", device)
+
+
+@torch.no_grad()
+def d_scores(D: nn.Module, images: torch.Tensor, labels: list[int] | None, device: torch.device) -> list[float]:
+    """D's logit for each image in [-1, 1] (and its class): higher means D finds it more like the real images."""
+    y = torch.tensor(labels, device=device) if labels is not None else None
+    return D(images.to(device), y).float().cpu().tolist()
 
 
 def noise_for_seeds(seeds: list[int], z_dim: int) -> torch.Tensor:

@@ -41,28 +41,52 @@ def kid_subset_size(smallest: int) -> int:
     return min(KID_SUBSET_SIZE, max(2, smallest // 2))
 
 
-def fid_kid(real: torch.Tensor, fake: torch.Tensor, seed: int = 0) -> dict[str, float]:
-    """FID, and KID's mean and std over random subsets (seeded, so repeated evaluations agree)."""
-    smallest = min(len(real), len(fake))
-    if smallest < 2:
+def _check_sizes(real: torch.Tensor, fake: torch.Tensor) -> None:
+    if min(len(real), len(fake)) < 2:
         raise GanError(f"FID and KID need at least 2 real and 2 generated images, got {len(real)} and {len(fake)}")
+
+
+def kid(real: torch.Tensor, fake: torch.Tensor, seed: int = 0) -> tuple[float, float]:
+    """KID's mean and std over random subsets (seeded, so repeated evaluations agree)."""
+    _check_sizes(real, fake)
     # Imported here: torchmetrics' image metrics pull in torchvision and torch-fidelity (1.6 s), which training
     # need not wait for before its first step.
-    from torchmetrics.image.fid import FrechetInceptionDistance
     from torchmetrics.image.kid import KernelInceptionDistance
 
-    fid = FrechetInceptionDistance(feature=_Precomputed(real.shape[1]))
     with warnings.catch_warnings():  # it warns that KID keeps every feature: here they are already in memory
         warnings.simplefilter("ignore", UserWarning)
-        kid = KernelInceptionDistance(feature=_Precomputed(real.shape[1]), subsets=KID_SUBSETS,
-                                      subset_size=kid_subset_size(smallest))
-    for metric in (fid, kid):
-        metric.update(real.double(), real=True)
-        metric.update(fake.double(), real=False)
+        metric = KernelInceptionDistance(feature=_Precomputed(real.shape[1]), subsets=KID_SUBSETS,
+                                         subset_size=kid_subset_size(min(len(real), len(fake))))
+    metric.update(real.double(), real=True)
+    metric.update(fake.double(), real=False)
     with torch.random.fork_rng(devices=[]):  # KID draws its subsets from the global generator
         torch.manual_seed(seed)
-        kid_mean, kid_std = kid.compute()
-    return {"fid": float(fid.compute()), "kid": float(kid_mean), "kid_std": float(kid_std)}
+        mean, std = metric.compute()
+    return float(mean), float(std)
+
+
+def fid_kid(real: torch.Tensor, fake: torch.Tensor, seed: int = 0) -> dict[str, float]:
+    """FID, and KID's mean and std over random subsets."""
+    _check_sizes(real, fake)
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    fid = FrechetInceptionDistance(feature=_Precomputed(real.shape[1]))
+    fid.update(real.double(), real=True)
+    fid.update(fake.double(), real=False)
+    kid_mean, kid_std = kid(real, fake, seed)
+    return {"fid": float(fid.compute()), "kid": kid_mean, "kid_std": kid_std}
+
+
+def class_kids(real: torch.Tensor, real_labels: torch.Tensor, fake: torch.Tensor, fake_labels: torch.Tensor,
+               class_names: list[str]) -> dict[str, float]:
+    """KID of each class's samples against that class's real images (classes with 2+ images on both sides): a
+    sample in the wrong class costs here, where the overall KID cannot see it."""
+    kids = {}
+    for c, name in enumerate(class_names):
+        real_c, fake_c = real[real_labels == c], fake[fake_labels == c]
+        if min(len(real_c), len(fake_c)) >= 2:
+            kids[name] = kid(real_c, fake_c)[0]
+    return kids
 
 
 def _rows(a: torch.Tensor, b: torch.Tensor):

@@ -14,15 +14,32 @@ from gan.config import ModelConfig
 _MAX_WIDTH_MULTIPLIER = 8  # DCGAN's widest layer is 8x the base width; deeper nets stop doubling there
 
 
+class ClassBatchNorm(nn.Module):
+    """BatchNorm whose scale and shift are looked up per class (conditional BatchNorm, de Vries et al. 2017, as in
+    SNGAN and BigGAN): the class steers every generator block, not only the input."""
+
+    def __init__(self, channels: int, num_classes: int):
+        super().__init__()
+        self.norm = nn.BatchNorm2d(channels, affine=False)
+        self.scale = nn.Embedding(num_classes, channels)
+        self.shift = nn.Embedding(num_classes, channels)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return torch.addcmul(self.shift(labels)[..., None, None], self.norm(x), self.scale(labels)[..., None, None])
+
+
 def _dcgan_init(module: nn.Module) -> None:
     """Weights N(0, 0.02), BatchNorm scales N(1, 0.02): the initialisation DCGAN's stability was tuned on."""
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Embedding)):
         nn.init.normal_(module.weight, 0.0, 0.02)
         if getattr(module, "bias", None) is not None:
             nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.BatchNorm2d):
+    elif isinstance(module, nn.BatchNorm2d) and module.affine:
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
+    elif isinstance(module, ClassBatchNorm):  # after its embeddings (apply visits children first)
+        nn.init.normal_(module.scale.weight, 1.0, 0.02)
+        nn.init.zeros_(module.shift.weight)
 
 
 def _stages(resolution: int) -> int:
@@ -33,36 +50,43 @@ def _stages(resolution: int) -> int:
 class Generator(nn.Module):
     """z (B, z_dim) [and class labels (B,)] -> images (B, channels, resolution, resolution) in [-1, 1].
 
-    A conditional generator concatenates a learned class embedding to z (Mirza & Osindero 2014): the class
-    steers every layer from the first one on.
+    A conditional generator takes the class through conditional BatchNorm in every block (`cbn`), or as a learned
+    embedding joined to z (`concat`, Mirza & Osindero 2014), which steers the first layer only.
     """
 
     def __init__(self, cfg: ModelConfig, resolution: int, channels: int, num_classes: int = 0):
         super().__init__()
         self.z_dim = cfg.z_dim
         self.num_classes = num_classes
-        self.embed = nn.Embedding(num_classes, cfg.z_dim) if num_classes else None
+        joined = num_classes and cfg.g_conditioning == "concat"
+        self.embed = nn.Embedding(num_classes, cfg.z_dim) if joined else None
         stages = _stages(resolution)
 
         def width(i: int) -> int:  # i = 0 at 4x4, halving towards the output
             return cfg.g_channels * min(_MAX_WIDTH_MULTIPLIER, 2 ** (stages - 1 - i))
 
-        inputs = cfg.z_dim * (2 if num_classes else 1)
+        def norm(channels: int) -> nn.Module:
+            return ClassBatchNorm(channels, num_classes) if num_classes and not joined else nn.BatchNorm2d(channels)
+
+        inputs = cfg.z_dim * (2 if joined else 1)
         layers = [  # (B, inputs, 1, 1) -> (B, width(0), 4, 4)
-            nn.ConvTranspose2d(inputs, width(0), 4, 1, 0, bias=False),
-            nn.BatchNorm2d(width(0)),
-            nn.ReLU(True),
+            nn.ConvTranspose2d(inputs, width(0), 4, 1, 0, bias=False), norm(width(0)), nn.ReLU(True),
         ]
         for i in range(1, stages):  # each doubles the resolution: 8x8 ... resolution/2
-            layers += [nn.ConvTranspose2d(width(i - 1), width(i), 4, 2, 1, bias=False), nn.BatchNorm2d(width(i)), nn.ReLU(True)]
+            layers += [nn.ConvTranspose2d(width(i - 1), width(i), 4, 2, 1, bias=False), norm(width(i)), nn.ReLU(True)]
         layers += [nn.ConvTranspose2d(width(stages - 1), channels, 4, 2, 1, bias=False), nn.Tanh()]
-        self.net = nn.Sequential(*layers)
+        self.net = nn.ModuleList(layers)  # numbered as the nn.Sequential of earlier versions: their weights load
+        # The embedding stays at DCGAN's N(0, 0.02): at z's scale, N(0, 1), the class outweighed the noise and
+        # each class collapsed to one image (benchmarks/conditioning.py).
         self.apply(_dcgan_init)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         if self.embed is not None:
             z = torch.cat([z, self.embed(labels)], dim=1)
-        return self.net(z.view(z.shape[0], -1, 1, 1))
+        x = z.view(z.shape[0], -1, 1, 1)
+        for layer in self.net:
+            x = layer(x, labels) if isinstance(layer, ClassBatchNorm) else layer(x)
+        return x
 
 
 class Discriminator(nn.Module):
@@ -98,15 +122,21 @@ class Discriminator(nn.Module):
                 if isinstance(module, (nn.Conv2d, nn.Embedding)):
                     nn.utils.parametrizations.spectral_norm(module)
 
-    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None,
+                classes: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Logits (B,); with `classes`, also the projection score of every class (B, num_classes), which the
+        class term reads as a classifier's logits (an auxiliary classifier that needs no weights of its own)."""
         features = self.features(images)
         logits = self.head(features).flatten()
-        if self.embed is not None:
-            # Mean, not SNGAN's sum: summed over 4x4 the class term outweighed the rest and collapsed each class
-            # to a single image in small runs (seen at 16 px).
-            pooled = features.mean((2, 3))  # (B, width)
-            logits = logits + (self.embed(labels) * pooled).sum(1)
-        return logits
+        if self.embed is None:
+            return logits
+        # Mean, not SNGAN's sum: summed over 4x4 the class term outweighed the rest and collapsed each class
+        # to a single image in small runs.
+        pooled = features.mean((2, 3))  # (B, width)
+        if not classes:
+            return logits + (self.embed(labels) * pooled).sum(1)
+        scores = pooled @ self.embed.weight.t()  # (B, num_classes)
+        return logits + scores.gather(1, labels[:, None]).squeeze(1), scores
 
 
 def ema_decay_at(step: int, decay: float) -> float:

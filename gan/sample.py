@@ -10,7 +10,7 @@ import csv
 import io
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -20,18 +20,21 @@ from PIL import Image
 from torch import nn
 
 from gan import device as devices
-from gan.checkpoint import load_checkpoint, pick_checkpoint
+from gan.checkpoint import Checkpoint, load_checkpoint, pick_checkpoint
 from gan.config import RunConfig, SampleConfig
 from gan.errors import GanError
 from gan.evaluate import copy_filter, training_images
 from gan.features import load_feature_space
 from gan.files import atomic_write, prepare_out, write_text
-from gan.generate import generate, load_generator, spread, to_pixels
+from gan.generate import d_scores, generate, load_discriminator, load_generator, spread, to_pixels, to_uint8
+from gan.judge import JUDGE, run_judge
 from gan.tracking import GRID_SIZE, image_grid, progress_bar, save_png
 
+MANIFEST_COLUMNS = ["file", "seed", "class", "checkpoint", "step", "confidence", "d_score"]
 _PIL_FORMATS = {"png": ("PNG", {}), "jpg": ("JPEG", {"quality": 95})}
 _BATCHES_AHEAD = 2  # encoded while the next batches are generated; also bounds the memory in flight
-MAX_TRIES = 10  # with --reject-copies, rounds of making rejected images again before giving up
+MAX_TRIES = 10  # with a screen (--label-filter, --reject-copies), rounds of making rejected images again
+HOPELESS = 0.5  # a class whose samples the label filter rejects this often: the generator cannot really make it
 
 
 @dataclass
@@ -40,7 +43,21 @@ class ExportResult:
     files: list[Path]
     manifest: Path
     grid: Path | None
-    rejected: int = 0  # near-copies skipped by --reject-copies
+    rejected: int = 0  # samples the screen turned down (near-copies, wrong class)
+    rejected_by_class: dict[str, dict[str, int]] = field(default_factory=dict)  # class -> {"label": n, "copy": n}
+    made_by_class: dict[str, int] = field(default_factory=dict)  # samples generated per class, rejected ones included
+
+
+@dataclass
+class Screened:
+    """What the screen says of one batch: which samples stay, and why the others go ("copy", "label")."""
+
+    keep: list[bool]
+    reasons: list[str]
+    confidence: list[float | None]  # the judge's probability of the intended class (None: no judge)
+
+
+Screen = Callable[[torch.Tensor, list], Screened]
 
 
 def plan_classes(cfg: SampleConfig, trained: RunConfig, source: Path) -> list[int] | None:
@@ -93,23 +110,26 @@ class _GridPicker:
 
 
 def _batches(G: nn.Module, plan: list[int | None], first_seed: int, batch_size: int, device: torch.device,
-             is_copy: Callable[[torch.Tensor], torch.Tensor] | None) -> Iterator[tuple[torch.Tensor, list, list, int]]:
-    """(images, seeds, labels, number rejected) batches for the classes in `plan` (None: unconditional); image i
-    of the plan uses seed first_seed + i. With `is_copy`, the rejected images are made again, in plan order, from
-    the seeds after the plan, for at most MAX_TRIES rounds; which seed makes which image never depends on
-    batch_size."""
+             screen: Screen | None) -> Iterator[tuple[torch.Tensor, list, list, list, list]]:
+    """(images, seeds, labels, confidences, rejected (label, reason) pairs) batches for the classes in `plan`
+    (None: unconditional); image i of the plan uses seed first_seed + i. With a `screen`, the rejected images
+    are made again, in plan order, from the seeds after the plan, for at most MAX_TRIES rounds; which seed makes
+    which image never depends on batch_size."""
     todo, seed = list(range(len(plan))), first_seed
-    for _ in range(MAX_TRIES if is_copy else 1):
+    for _ in range(MAX_TRIES if screen else 1):
         rejected = []
         for start in range(0, len(todo), batch_size):
             positions = todo[start : start + batch_size]
             seeds = list(range(seed + start, seed + start + len(positions)))
             labels = [plan[i] for i in positions]
             images = next(generate(G, seeds, None if labels[0] is None else labels, len(seeds), device))
-            copies = is_copy(images).tolist() if is_copy else [False] * len(seeds)
-            rejected += [i for i, copy in zip(positions, copies) if copy]
-            kept = [j for j, copy in enumerate(copies) if not copy]
-            yield images[kept], [seeds[j] for j in kept], [labels[j] for j in kept], len(seeds) - len(kept)
+            verdict = screen(images, labels) if screen else Screened([True] * len(seeds), [""] * len(seeds),
+                                                                     [None] * len(seeds))
+            rejected += [i for i, keep in zip(positions, verdict.keep) if not keep]
+            kept = [j for j, keep in enumerate(verdict.keep) if keep]
+            yield (images[kept], [seeds[j] for j in kept], [labels[j] for j in kept],
+                   [verdict.confidence[j] for j in kept],
+                   [(labels[j], verdict.reasons[j]) for j, keep in enumerate(verdict.keep) if not keep])
         seed += len(todo)
         todo = rejected
         if not todo:
@@ -133,10 +153,66 @@ def _file_for(out: Path, names: list[str], label: int | None, seed: int, fmt: st
     return folder / f"seed{seed:06d}.{fmt}"
 
 
-def _copy_filter(trained: RunConfig, device: torch.device, batch_size: int, log) -> Callable:
-    """is_copy(images) for --reject-copies: near-copies of the run's training images, in the run's feature space."""
-    space = load_feature_space(trained.metrics, device, log)
-    return copy_filter(space, training_images(trained, "--reject-copies", log), device, batch_size)
+def _class_name(names: list[str], label: int | None) -> str:
+    """The class an image is filed under; a one-class unconditional model's images still carry their class."""
+    if label is not None:
+        return names[label]
+    return names[0] if len(names) == 1 else ""
+
+
+def _screen(cfg: SampleConfig, checkpoint: Checkpoint, trained: RunConfig, device: torch.device, log) -> Screen | None:
+    """The checks every sample must pass before it is written: not a near-copy (--reject-copies), and for a
+    conditional run the judge's class, with at least --min-confidence (--label-filter)."""
+    is_copy = judge = None
+    if cfg.reject_copies:  # in the run's feature space, against its training images
+        space = load_feature_space(trained.metrics, device, log)
+        is_copy = copy_filter(space, training_images(trained, "--reject-copies", log), device, cfg.batch_size)
+    kept = (checkpoint.path.parent / JUDGE).is_file()  # then its confidence goes into the manifest even unfiltered
+    if trained.num_classes and (cfg.label_filter or kept):
+        judge = run_judge(checkpoint.path.parent, trained,
+                          lambda: training_images(trained, "the label filter (--no-label-filter: off)", log),
+                          device, log)
+    if not (is_copy or judge):
+        return None
+
+    def screen(images: torch.Tensor, labels: list) -> Screened:
+        n = len(images)
+        copies = is_copy(images).tolist() if is_copy else [False] * n
+        confidence: list = [None] * n
+        wrong = [False] * n
+        if judge:
+            probabilities = judge.probabilities(to_uint8(images), device)
+            intended = torch.tensor(labels)
+            confidence = probabilities[torch.arange(n), intended].tolist()
+            if cfg.label_filter:
+                wrong = ((probabilities.argmax(1) != intended) | (probabilities[torch.arange(n), intended] <
+                                                                  cfg.min_confidence)).tolist()
+        reasons = ["copy" if c else "label" if w else "" for c, w in zip(copies, wrong)]
+        return Screened([not r for r in reasons], reasons, confidence)
+
+    return screen
+
+
+def _report_rejections(result: ExportResult, cfg: SampleConfig, planned: int, log) -> None:
+    """How many samples each check turned down, per class, and a plain warning for a class the generator cannot
+    really make."""
+    if cfg.reject_copies:
+        copies = sum(r.get("copy", 0) for r in result.rejected_by_class.values())
+        log(f"rejected {copies} near-copies of training images (replaced by images from later seeds)")
+    labelled = {name: r["label"] for name, r in result.rejected_by_class.items() if r.get("label")}
+    if cfg.label_filter and result.made_by_class:
+        shown = ", ".join(f"{name} {n} of {result.made_by_class[name]}" for name, n in labelled.items()) or "none"
+        log(f"label filter: rejected samples the judge did not put in their class with confidence "
+            f"{cfg.min_confidence:g} or more (made again from later seeds): {shown}")
+        for name, n in labelled.items():
+            if n / result.made_by_class[name] > HOPELESS:
+                log(f"warning: class {name}: {100 * n / result.made_by_class[name]:.0f}% of its samples were not "
+                    f"recognised as {name}: the generator cannot really make this class. Train longer, give it more "
+                    f"{name} images, or export without it (--class)")
+    if len(result.files) < planned:
+        log(f"warning: only {len(result.files)} of {planned} images were written: after {MAX_TRIES} rounds the rest "
+            f"were still rejected. Evaluate the run (gan eval --nearest), train longer or with more augmentation, "
+            f"or turn the checks off (--no-label-filter, no --reject-copies)")
 
 
 def export(cfg: SampleConfig, log: Callable[[str], None] = print) -> ExportResult:
@@ -151,47 +227,52 @@ def export(cfg: SampleConfig, log: Callable[[str], None] = print) -> ExportResul
     grid_file = Path(cfg.grid).expanduser() if cfg.grid else None
     if grid_file and grid_file.is_dir():
         raise GanError(f"--grid {grid_file} is a folder; give a file name such as {grid_file / 'preview.png'}")
-    is_copy = _copy_filter(trained, device, cfg.batch_size, log) if cfg.reject_copies else None
+    screen = _screen(cfg, checkpoint, trained, device, log)
+    D = load_discriminator(checkpoint, device)
     out = prepare_out(cfg.out, cfg.overwrite)
     names = trained.data.class_names
     plan = labels if labels is not None else [None] * cfg.count
     log(f"exporting {len(plan)} images from {checkpoint.path} (step {checkpoint.step}) to {out}")
 
     grid = _GridPicker(labels is not None)
-    files, seeds, classes, rejected = [], [], [], 0
+    result = ExportResult(out, [], out / "manifest.csv", None)
+    rows = []
     pending: deque = deque()  # (futures of one batch, its size)
     workers = cfg.workers or devices.cpu_cores()
     with ThreadPoolExecutor(workers) as pool, progress_bar(len(plan), "exporting", unit="img") as bar:
-        for images, batch_seeds, batch_labels, copies in _batches(G, plan, cfg.seed, cfg.batch_size, device, is_copy):
-            rejected += copies
+        for images, batch_seeds, batch_labels, confidences, rejected in _batches(G, plan, cfg.seed, cfg.batch_size,
+                                                                                 device, screen):
+            for label in batch_labels + [label for label, _ in rejected]:
+                if label is not None:
+                    result.made_by_class[names[label]] = result.made_by_class.get(names[label], 0) + 1
+            for label, reason in rejected:
+                counts = result.rejected_by_class.setdefault(_class_name(names, label), {})
+                counts[reason] = counts.get(reason, 0) + 1
+            result.rejected += len(rejected)
+            if not len(images):
+                continue
             grid.offer(images, batch_labels)
             batch_files = [_file_for(out, names, label, seed, cfg.format) for seed, label in zip(batch_seeds, batch_labels)]
             pixels, share = to_pixels(images), max(1, -(-len(batch_files) // workers))
             pending.append(([pool.submit(_encode_and_write, pixels[i : i + share], batch_files[i : i + share],
                                          cfg.format) for i in range(0, len(batch_files), share)], len(batch_files)))
-            files += batch_files
-            seeds += batch_seeds
-            # A one-class unconditional model's images still carry their class.
-            classes += [names[label] if label is not None else (names[0] if len(names) == 1 else "")
-                        for label in batch_labels]
+            result.files += batch_files
+            scores = d_scores(D, images, None if labels is None else batch_labels, device)
+            rows += [[f.relative_to(out).as_posix(), seed, _class_name(names, label), str(checkpoint.path),
+                      checkpoint.step, "" if confidence is None else f"{confidence:.4f}", f"{score:.4f}"]
+                     for f, seed, label, confidence, score in zip(batch_files, batch_seeds, batch_labels, confidences,
+                                                                  scores)]
             while len(pending) > _BATCHES_AHEAD:
                 _finish(pending.popleft(), bar)
         while pending:
             _finish(pending.popleft(), bar)
-    if cfg.reject_copies:
-        log(f"rejected {rejected} near-copies of training images (replaced by images from later seeds)")
-    if len(files) < len(plan):
-        log(f"warning: only {len(files)} of {len(plan)} images were written: after {MAX_TRIES} rounds the rest "
-            f"were still near-copies of training images. The model memorises its data: evaluate an earlier "
-            f"checkpoint (gan eval --nearest), or retrain with more augmentation.")
+    _report_rejections(result, cfg, len(plan), log)
 
-    manifest = out / "manifest.csv"
-    rows = [[f.relative_to(out).as_posix(), seed, name, str(checkpoint.path), checkpoint.step]
-            for f, seed, name in zip(files, seeds, classes)]
     buffer = io.StringIO()
-    csv.writer(buffer).writerows([["file", "seed", "class", "checkpoint", "step"], *rows])
-    write_text(manifest, buffer.getvalue())
-    if grid_file and files:
+    csv.writer(buffer).writerows([MANIFEST_COLUMNS, *rows])
+    write_text(result.manifest, buffer.getvalue())
+    if grid_file and result.files:
         grid_file.parent.mkdir(parents=True, exist_ok=True)
         save_png(image_grid(grid.images()), grid_file)
-    return ExportResult(out, files, manifest, grid_file if files else None, rejected)
+        result.grid = grid_file
+    return result

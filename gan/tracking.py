@@ -118,9 +118,10 @@ class Tracker:
         self._write(step, stats)
         self._show(step, stats, steps_per_s)
 
-    def metrics(self, step: int, values: dict[str, float], note: str = "") -> None:
-        """Report an evaluation's numbers (no speed: they are not per-step stats), with a line for the user."""
-        self._write(step, values)
+    def metrics(self, step: int, values: dict[str, float], note: str = "", details: dict[str, float] | None = None) -> None:
+        """Report an evaluation's numbers (no speed: they are not per-step stats), with a line for the user;
+        `details` (e.g. per-class figures) are recorded but not shown."""
+        self._write(step, {**values, **(details or {})})
         shown = "  ".join(f"{name.split('/')[-1]} {value:.4g}" for name, value in values.items())
         self.message(f"step {step}: {shown}{note}")
 

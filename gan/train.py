@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from gan import device as devices
@@ -17,16 +18,18 @@ from gan.checkpoint import Checkpoint, list_checkpoints, new_run_dir, save_best,
 from gan.config import RunConfig, parse_policy, shape_differences, to_dict
 from gan.data import ImageDataset, RealBatches, load_dataset
 from gan.errors import GanError
-from gan.evaluate import best_kid_so_far, training_evaluator
+from gan.evaluate import best_score_so_far, training_evaluator
+from gan.judge import run_judge
 from gan.losses import LOSSES, r1_penalty
 from gan.models import Discriminator, Generator, ema_decay_at, refresh_batchnorm_stats, update_ema
 from gan.stopping import StopSignals
 from gan.tracking import GRID_SIZE, Tracker
 
 # What train_step returns, in this order.
-STATS = ("Loss/D", "Loss/G", "D/real", "D/fake", "Loss/R1", "Augment/p", "Augment/rt")
+STATS = ("Loss/D", "Loss/G", "D/real", "D/fake", "Loss/R1", "Loss/class", "Augment/p", "Augment/rt")
 # What each evaluation logs, from Evaluator scores.
-METRICS = {"Metrics/KID": "kid", "Metrics/FID": "fid", "Metrics/precision": "precision", "Metrics/recall": "recall"}
+METRICS = {"Metrics/KID": "kid", "Metrics/FID": "fid", "Metrics/precision": "precision", "Metrics/recall": "recall",
+           "Metrics/class_KID": "class_kid", "Metrics/label_agreement": "label_agreement"}
 
 # Independent random streams derived from --seed; all of training's randomness comes from these generators.
 _DATA_STREAM, _NOISE_STREAM, _GRID_STREAM, _NORM_STREAM, _AUGMENT_STREAM = range(5)
@@ -169,15 +172,21 @@ def train_step(loop: Loop, cfg: RunConfig, device: torch.device, amp: torch.dtyp
         return augment(images, loop.policy, loop.augment_p.p, loop.augment_generator)
 
     r1_step = t.r1_gamma > 0 and step % t.r1_every == 0
+    class_term = t.class_weight > 0 and labels is not None
     if r1_step:
         real = real.detach().requires_grad_(True)
     with devices.autocast(device, amp):
         fake = G(z, labels)  # (B, C, R, R)
         # A compiled D cannot take the double backward of R1, so R1 steps use the plain module for the reals.
-        real_logits = (nets.D if r1_step else D)(seen_by_D(real), labels).float()
+        real_out = (nets.D if r1_step else D)(seen_by_D(real), labels, classes=class_term)
+        real_logits = (real_out[0] if class_term else real_out).float()
         fake_logits = D(seen_by_D(fake.detach()), labels).float()
         loss_D = d_loss(real_logits, fake_logits)
     regularised = loss_D
+    class_loss = torch.zeros((), device=device)
+    if class_term:  # D learns to tell the classes of real images apart ...
+        class_loss = F.cross_entropy(real_out[1].float(), labels)
+        regularised = regularised + t.class_weight * class_loss
     if r1_step:
         penalty = r1_penalty(real_logits, real)
         regularised = loss_D + penalty * (t.r1_gamma / 2 * t.r1_every)
@@ -189,7 +198,10 @@ def train_step(loop: Loop, cfg: RunConfig, device: torch.device, amp: torch.dtyp
 
     nets.D.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
     with devices.autocast(device, amp):
-        loss_G = g_loss(D(seen_by_D(fake), labels).float())
+        fake_out = D(seen_by_D(fake), labels, classes=class_term)
+        loss_G = g_loss((fake_out[0] if class_term else fake_out).float())
+        if class_term:  # ... and G to make images D puts in their class
+            loss_G = loss_G + t.class_weight * F.cross_entropy(fake_out[1].float(), labels)
     nets.opt_G.zero_grad(set_to_none=True)
     loss_G.backward()
     nets.opt_G.step()
@@ -197,7 +209,7 @@ def train_step(loop: Loop, cfg: RunConfig, device: torch.device, amp: torch.dtyp
 
     update_ema(nets.G_ema, nets.G, ema_decay_at(step, t.ema_decay) if t.ema_decay else 0.0)
     probabilities = [torch.sigmoid(logits.detach()).mean() for logits in (real_logits, fake_logits)]
-    return torch.stack([loss_D.detach(), loss_G.detach(), *probabilities, loop.r1.detach(),
+    return torch.stack([loss_D.detach(), loss_G.detach(), *probabilities, loop.r1.detach(), class_loss.detach(),
                         loop.augment_p.p, loop.augment_p.rt]).float()
 
 
@@ -298,6 +310,8 @@ def _reported_stats(cfg: RunConfig, policy: tuple[str, ...]) -> set[str]:
     skipped = set()
     if not cfg.train.r1_gamma:
         skipped.add("Loss/R1")
+    if not (cfg.train.class_weight and cfg.num_classes):
+        skipped.add("Loss/class")
     if not policy:
         skipped |= {"Augment/p", "Augment/rt"}
     return set(STATS) - skipped
@@ -306,11 +320,15 @@ def _reported_stats(cfg: RunConfig, policy: tuple[str, ...]) -> set[str]:
 def _describe(cfg: RunConfig) -> str:
     """One line on what the automatic settings chose for this data."""
     m, t = cfg.model, cfg.train
-    classes = f"conditional on {cfg.num_classes} classes" if cfg.num_classes else "unconditional"
+    classes = "unconditional"
+    if cfg.num_classes:
+        term = f", class term {t.class_weight:g}" if t.class_weight else ""
+        classes = f"conditional on {cfg.num_classes} classes ({m.g_conditioning} G{term})"
     augment = f"augment {t.augment} (p {t.augment_p})" if parse_policy(t.augment) else "no augmentation"
     norm = "spectral norm" if m.spectral_norm == "on" else "BatchNorm"
     r1 = f", R1 {t.r1_gamma}" if t.r1_gamma else ""
-    return f"{cfg.data.num_images} images: {classes}, {augment}, D with {norm}, {t.loss} loss{r1}"
+    best = f", best.pt by {t.best_by}" if t.eval_every else ""
+    return f"{cfg.data.num_images} images: {classes}, {augment}, D with {norm}, {t.loss} loss{r1}{best}"
 
 
 def train(cfg: RunConfig, resume: Checkpoint | None = None, log: Callable[[str], None] = print) -> TrainResult:
@@ -333,7 +351,7 @@ def train(cfg: RunConfig, resume: Checkpoint | None = None, log: Callable[[str],
     evaluator = training_evaluator(cfg, dataset, device, log)  # before the run folder: a bad features file fails early
     # Only now, with everything checked, does the run touch its folder.
     run_dir = _run_folder(cfg, resume, log)
-    best_kid = best_kid_so_far(run_dir, evaluator, log) if evaluator else math.inf
+    best_score = best_score_so_far(run_dir, evaluator, t.best_by, log) if evaluator else math.inf
     save_config(run_dir, cfg)
     resuming = f", resuming {resume.path.name} at step {start}" if resume else ""
     log(f"run folder: {run_dir}  (device {device}, {'bf16 autocast' if amp else 'fp32'}{resuming})")
@@ -359,16 +377,18 @@ def train(cfg: RunConfig, resume: Checkpoint | None = None, log: Callable[[str],
         return save_checkpoint(run_dir, state, cfg.train.keep)
 
     def evaluate(step: int) -> None:
-        nonlocal best_kid
+        nonlocal best_score
         refresh_ema_stats(step)
         scores = evaluator.evaluate(nets.G_ema)
         note = ""
-        if scores["kid"] < best_kid:
-            best_kid = scores["kid"]
+        if scores[t.best_by] < best_score:
+            best_score = scores[t.best_by]
             state = training_state(loop, step, cfg, dataset.fingerprint)
-            save_best(run_dir, {**state, "metrics": scores, "evaluation": evaluator.identity})
+            save_best(run_dir, {**state, "metrics": scores, "evaluation": evaluator.identity, "best_by": t.best_by})
             note = "  (best so far: best.pt)"
-        tracker.metrics(step, {name: scores[key] for name, key in METRICS.items()}, note)
+        agreement = {f"Agreement/{name}": value for name, value in scores.get("label_agreement_classes", {}).items()
+                     if value is not None}
+        tracker.metrics(step, {name: scores[key] for name, key in METRICS.items() if key in scores}, note, agreement)
         tracker.restart_clock()
 
     def flush(window: list[torch.Tensor], step: int) -> None:
@@ -388,6 +408,8 @@ def train(cfg: RunConfig, resume: Checkpoint | None = None, log: Callable[[str],
 
     reported = _reported_stats(cfg, loop.policy)
     tracker = Tracker(run_dir, cfg.train.steps, start, cfg.train.batch_size, cfg.train.tensorboard, log)
+    if evaluator and cfg.num_classes:  # trained at the first evaluation from the images in memory, kept in the run
+        evaluator.make_judge = lambda: run_judge(run_dir, cfg, lambda: dataset, device, tracker.message)
     step, checkpoint, window = start, None, []
     try:
         if not (run_dir / "reals.png").exists():

@@ -18,13 +18,18 @@ from PIL import Image, ImageDraw, ImageFont
 
 from gan import device as devices
 from gan.classical import batch_augmenter
-from gan.classify import TrainingSet, accuracy, predict, train_classifier
+from gan.classify import TrainingSet, accuracy, embed, predict, probabilities, train_classifier
 from gan.config import DataConfig, ValueConfig, parse_ops, to_dict
 from gan.data import ImageDataset, check_folder, load_dataset
 from gan.errors import GanError
 from gan.files import atomic_write, check_out, prepare_out, write_text
+from gan.judge import agreement
+from gan.metrics import CopyDetector, precision_recall
 
 REAL, CLASSICAL, SYNTHETIC, BOTH = "real", "real + classical", "real + synthetic", "real + classical + synthetic"
+ONLY = "synthetic only"  # trained on the synthetic images alone: can they stand for the real ones?
+AGREEMENT_LOW = 0.9  # label agreement below this is the likeliest cause of harm
+COPIES_ABOVE_REAL = 0.1  # a copy rate this far above the real images' own is the next
 _CLASSICAL_STREAM, _SYNTHETIC_STREAM = 1, 2  # seeds of the augmentation and of the synthetic subset, per seed
 
 
@@ -143,6 +148,16 @@ def _mixed(sets: _Sets, cfg: ValueConfig, seed: int) -> tuple[TrainingSet, int]:
                        torch.cat([real.labels, synthetic.labels[pick]])), len(pick)
 
 
+def _training_set(condition: str, sets: _Sets, cfg: ValueConfig, seed: int) -> tuple[TrainingSet, int]:
+    """What `condition` trains on for `seed`, and how many synthetic images that holds."""
+    if condition == REAL or condition == CLASSICAL:
+        return sets.train, 0
+    mixed, count = _mixed(sets, cfg, seed)
+    if condition == ONLY:
+        return TrainingSet(mixed.images[-count:], mixed.labels[-count:]), count
+    return mixed, count
+
+
 def _warn_unused(cfg: ValueConfig, log) -> None:
     defaults = ValueConfig()
     if not cfg.synthetic and cfg.synthetic_ratio != defaults.synthetic_ratio:
@@ -153,7 +168,7 @@ def _warn_unused(cfg: ValueConfig, log) -> None:
 
 def _conditions(cfg: ValueConfig) -> list[str]:
     if cfg.synthetic:
-        return [REAL, CLASSICAL, SYNTHETIC, BOTH] if cfg.classical else [REAL, SYNTHETIC]
+        return [REAL, CLASSICAL, SYNTHETIC, BOTH, ONLY] if cfg.classical else [REAL, SYNTHETIC, ONLY]
     return [REAL, CLASSICAL] if cfg.classical else [REAL]
 
 
@@ -174,7 +189,9 @@ COMPARISONS = (
     ("synthetic images", "over real images alone", SYNTHETIC, REAL),
     ("synthetic images", "instead of classical augmentation", SYNTHETIC, CLASSICAL),
     ("classical augmentation", "over real images alone", CLASSICAL, REAL),
+    ("synthetic images alone", "instead of the real ones", ONLY, REAL),
 )
+HARMFUL = COMPARISONS[:2]  # adding synthetic images to a training set: where they must not cost accuracy
 
 
 def paired_gain(with_it: list[float], without: list[float]) -> dict:
@@ -217,6 +234,50 @@ def verdict(results: dict[str, dict]) -> str:
     return "; ".join(_sentence(subject, against, found[f"{subject} {against}"]) for subject, against in shown)
 
 
+def harm(results: dict[str, dict], diagnosis: dict) -> str | None:
+    """'HARM: ...' when adding the synthetic images lowered accuracy (the mean gain below 0, and below 0 with
+    95% confidence when there are several seeds), with its size and the likeliest cause; else None."""
+    found = gains(results)
+    for subject, against, _, _ in HARMFUL:
+        gain = found.get(f"{subject} {against}")
+        if gain and gain["mean"] < 0 and (gain["half_width"] is None or gain["mean"] + gain["half_width"] < 0):
+            size = f"{-gain['mean']:.1f}" + (f" ± {gain['half_width']:.1f}" if gain["half_width"] is not None else "")
+            return f"HARM: the synthetic images lowered accuracy by {size} points {against}. {_cause(diagnosis)}"
+    return None
+
+
+def _cause(d: dict) -> str:
+    """The likeliest reason synthetic images hurt, from what the real-trained classifier saw of them."""
+    agreement = d["label_agreement"]
+    if agreement["mean"] < AGREEMENT_LOW:
+        low = sorted((v, name) for name, v in agreement["per_class"].items() if v is not None)[:3]
+        worst = ", ".join(f"{name} {100 * v:.0f}%" for v, name in low)
+        return (f"Likely cause: wrong labels. A classifier of the real images puts only {100 * agreement['mean']:.0f}% "
+                f"of them in the class they were made for (lowest: {worst}); export with the label filter on "
+                f"(the default of gan sample) or train the GAN longer")
+    if d["copy_rate"] > d["real_copy_rate"] + COPIES_ABOVE_REAL:
+        return (f"Likely cause: copies. {100 * d['copy_rate']:.0f}% are near-copies of a training image (the real "
+                f"images among themselves: {100 * d['real_copy_rate']:.0f}%); export with --reject-copies or use an "
+                f"earlier checkpoint")
+    return (f"Likely cause: low recall. They cover {100 * d['recall']:.0f}% of the real training images' variety (in "
+            f"the classifier's features), so they add little but weight on what is already there; train the GAN "
+            f"longer or on more images")
+
+
+def _diagnose(model: torch.nn.Module, sets: _Sets, device: torch.device) -> dict:
+    """What a classifier of the real images sees in the synthetic ones: their label agreement, how many are
+    near-copies of a training image, and how much of the training images' variety they cover (recall), in its
+    own features."""
+    synthetic, train = sets.synthetic, sets.train
+    found = agreement(probabilities(model, synthetic.images, device), synthetic.labels, sets.class_names)
+    real_features, fake_features = embed(model, train.images, device), embed(model, synthetic.images, device)
+    detector = CopyDetector(real_features, train.images.float())
+    copies = detector.nearest(fake_features, synthetic.images.float()).copies
+    return {"label_agreement_run": found, "copy_rate": float(copies.double().mean()),
+            "real_copy_rate": detector.real_copy_rate,
+            "recall": precision_recall(real_features, fake_features)["recall"]}
+
+
 def measure_value(cfg: ValueConfig, log: Callable[[str], None] = print) -> ValueResult:
     """Train the classifier on every configuration and seed; write value.json, report.md and accuracy.png."""
     cfg.validate()
@@ -234,11 +295,12 @@ def measure_value(cfg: ValueConfig, log: Callable[[str], None] = print) -> Value
     steps = cfg.epochs * math.ceil(len(real.labels) / cfg.batch_size)
     log(f"training {len(_conditions(cfg)) * cfg.seeds} classifiers of {steps} steps on {device}: "
         f"{', '.join(_conditions(cfg))}; {cfg.seeds} seeds each")
-    results, used, recognised = {}, 0, []
+    judged_by = CLASSICAL if cfg.classical else REAL  # the judge of label agreement: trained as gan.judge trains
+    results, used, diagnoses = {}, 0, []
     for condition in _conditions(cfg):
         runs = []
         for seed in range(cfg.seeds):
-            data, count = _mixed(sets, cfg, seed) if condition in (SYNTHETIC, BOTH) else (real, 0)
+            data, count = _training_set(condition, sets, cfg, seed)
             used = max(used, count)
             augment = None
             if condition in (CLASSICAL, BOTH):
@@ -246,13 +308,14 @@ def measure_value(cfg: ValueConfig, log: Callable[[str], None] = print) -> Value
                 augment = batch_augmenter(parse_ops(cfg.ops), cfg.strength, generator)
             model = train_classifier(data, classes, steps, cfg.batch_size, seed, device, augment)
             runs.append(accuracy(predict(model, sets.test.images, device), sets.test.labels, classes))
-            if condition == REAL and sets.synthetic is not None:  # can a real-trained classifier tell their class?
-                recognised.append(accuracy(predict(model, sets.synthetic.images, device), sets.synthetic.labels,
-                                           classes))
+            if condition == judged_by and sets.synthetic is not None:  # what a classifier of real images sees
+                diagnoses.append(_diagnose(model, sets, device))
         results[condition] = _condition_report(runs, sets.class_names)
         log(f"  {condition:28} {100 * results[condition]['mean']:5.1f} ± {100 * results[condition]['std']:.1f}% "
             f"test accuracy")
+    diagnosis = _combine(diagnoses, sets.class_names) if diagnoses else None
     report = {
+        "harm": harm(results, diagnosis) if diagnosis else None,
         "verdict": verdict(results),
         "gains": gains(results),
         "conditions": results,
@@ -267,9 +330,19 @@ def measure_value(cfg: ValueConfig, log: Callable[[str], None] = print) -> Value
         "settings": to_dict(cfg),
         "seconds": round(time.perf_counter() - started, 1),
     }
-    if recognised:
-        report["synthetic_recognised"] = _condition_report(recognised, sets.class_names)
+    if diagnosis:
+        report["diagnosis"] = {**diagnosis, "judged_by": judged_by}
     return _write_report(report, out)
+
+
+def _combine(diagnoses: list[dict], class_names: list[str]) -> dict:
+    """The per-seed diagnoses as one: label agreement as a condition report (mean ± std, per class), the
+    rest as means."""
+    runs = [(d["label_agreement_run"]["label_agreement"], list(d["label_agreement_run"]["label_agreement_classes"]
+                                                              .values())) for d in diagnoses]
+    return {"label_agreement": _condition_report(runs, class_names),
+            **{key: sum(d[key] for d in diagnoses) / len(diagnoses) for key in ("copy_rate", "real_copy_rate",
+                                                                                 "recall")}}
 
 
 def _condition_report(runs: list[tuple[float, list[float | None]]], class_names: list[str]) -> dict:
@@ -300,8 +373,11 @@ def render_markdown(report: dict, chart: str) -> str:
         per = " | ".join("-" if r["per_class"][n] is None else f"{100 * r['per_class'][n]:.1f}" for n in names)
         rows.append(f"| {condition} | {100 * r['mean']:.1f} ± {100 * r['std']:.1f} | {per} |")
     settings = report["settings"]
-    lines = [
-        "# Does it help?", "", f"**{report['verdict'][0].upper() + report['verdict'][1:]}.**", "",
+    lines = ["# Does it help?", ""]
+    if report["harm"]:
+        lines += [f"**{report['harm']}.**", ""]
+    lines += [
+        f"**{report['verdict'][0].upper() + report['verdict'][1:]}.**", "",
         head, rule, *rows, "",
         f"Test accuracy in % on {report['test_images']} real test images (mean ± std over {settings['seeds']} seeds; "
         f"per-class columns: the mean). {report['train_images']} real training images"
@@ -310,9 +386,15 @@ def render_markdown(report: dict, chart: str) -> str:
         + f"; {report['steps']} steps of {settings['batch_size']} at {settings['resolution']} px for every "
           f"configuration, on {report['device']}, in {report['seconds']:.0f} s.",
     ]
-    if "synthetic_recognised" in report:
-        lines += ["", f"The real-only classifier puts {100 * report['synthetic_recognised']['mean']:.1f}% of the "
-                      f"synthetic images in the class they were generated for."]
+    if "diagnosis" in report:
+        d = report["diagnosis"]
+        per = ", ".join(f"{name} {100 * v:.0f}%" for name, v in d["label_agreement"]["per_class"].items()
+                        if v is not None)
+        lines += ["", f"Label agreement: the {d['judged_by']} classifier puts "
+                      f"{100 * d['label_agreement']['mean']:.1f}% of the synthetic images in the class they were "
+                      f"made for ({per}). In its features, {100 * d['copy_rate']:.1f}% of them are near-copies of a "
+                      f"training image (the training images among themselves: {100 * d['real_copy_rate']:.1f}%) "
+                      f"and they cover {100 * d['recall']:.0f}% of the training images (recall)."]
     lines += ["", f"![test accuracy by configuration]({chart})", ""]
     return "\n".join(lines)
 

@@ -58,5 +58,27 @@ def test_pickled_objects_are_refused(tmp_path):
 
 def test_checkpoints_of_another_format_version_are_refused_clearly(tmp_path):
     torch.save({"format": "gan-checkpoint", "version": 1, "step": 3}, tmp_path / "checkpoint-0000003.pt")
-    with pytest.raises(GanError, match="format version 1, from another version of gan; this one reads version 2"):
+    with pytest.raises(GanError, match="format version 1, from another version of gan; this one reads versions 2, 3"):
         load_checkpoint(str(tmp_path))
+
+
+def test_a_version_2_checkpoint_loads_as_the_generator_it_was(tmp_path, class_folder):
+    """Version 2 knew neither conditional BatchNorm nor the class term: its runs load with concat and no term."""
+    from conftest import tiny_config
+    from gan.generate import load_generator
+    from gan.train import train
+
+    cfg = tiny_config(class_folder, tmp_path / "runs", steps=2)
+    cfg.model.g_conditioning, cfg.train.eval_every = "concat", 0
+    run_dir = train(cfg, log=lambda _: None).run_dir
+    file = run_dir / "checkpoint-0000002.pt"
+    state = torch.load(file, weights_only=True)
+    state["version"] = 2
+    del state["config"]["model"]["g_conditioning"], state["config"]["train"]["class_weight"]
+    torch.save(state, file)
+    old = load_checkpoint(str(file))
+    assert old.saved_config().model.g_conditioning == "concat" and old.saved_config().train.class_weight == 0
+    load_generator(old, torch.device("cpu"))  # the weights fit
+    resumed = old.saved_config()
+    resumed.train.steps = 4
+    assert train(resumed, resume=old, log=lambda _: None).step == 4

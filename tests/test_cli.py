@@ -35,9 +35,10 @@ def test_train_resume_export_end_to_end(class_folder, tmp_path, capsys):
 
     out = tmp_path / "synthetic"
     assert main(["sample", "--run", str(run), "--checkpoint", "last", "--count", "4", "--out", str(out),
-                 "--seed", "7"]) == 0
+                 "--seed", "7", "--no-label-filter"]) == 0
     rows = list(csv.DictReader((out / "manifest.csv").open()))
     # Class folders make a conditional model; 4 images spread like the data (6 cats, 5 dogs), seeds 7, 8, ...
+    # (unfiltered: five steps of training cannot draw either class; the filter has tests of its own)
     expected = ["cats/seed000007.png", "cats/seed000008.png", "dogs/seed000009.png", "dogs/seed000010.png"]
     assert [r["file"] for r in rows] == expected and [r["class"] for r in rows] == ["cats"] * 2 + ["dogs"] * 2
     assert all((out / f).exists() for f in expected) and all(r["step"] == "5" for r in rows)
@@ -153,7 +154,7 @@ def test_class_flag_repeats(class_folder, tmp_path, capsys):
     main(["train", "--data", str(class_folder), *TINY_FLAGS, "--steps", "1", "--out", str(runs)])
     out = tmp_path / "o"
     assert main(["sample", "--run", str(runs / "00000-classes"), "--class", "dogs", "--class", "cats",
-                 "--per-class", "1", "--out", str(out)]) == 0
+                 "--per-class", "1", "--out", str(out), "--no-label-filter"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["cats", "dogs", "manifest.csv"]
     assert main(["sample", "--run", str(runs / "00000-classes"), "--class", "owls", "--out", str(tmp_path / "x")]) == 1
     assert "unknown class 'owls'" in capsys.readouterr().err
@@ -163,16 +164,20 @@ def test_demo_trains_exports_and_says_where_everything_is(class_folder, tmp_path
     assert main(["demo", "--data", str(class_folder), "--steps", "2", "--count", "4", "--out", str(tmp_path)]) == 0
     run = tmp_path / "00000-demo"
     out = capsys.readouterr().out
-    assert f"synthetic images  {run / 'synthetic'}/ (4 PNGs in class folders cats, dogs; list: manifest.csv)" in out
-    assert f"tensorboard --logdir {tmp_path}" in out and (run / "synthetic-grid.png").exists()
-    assert len(list((run / "synthetic").glob("*/seed*.png"))) == 4
+    # Two steps cannot draw a class, so the label filter keeps what it keeps; the summary must say what is there.
+    written = sorted(p.relative_to(run / "synthetic") for p in (run / "synthetic").glob("*/seed*.png"))
+    folders = ", ".join(sorted({p.parent.name for p in written}))
+    layout = f" in class folders {folders}" if folders else ""
+    assert f"synthetic images  {run / 'synthetic'}/ ({len(written)} PNGs{layout}; list: manifest.csv)" in out
+    assert f"tensorboard --logdir {tmp_path}" in out
+    assert (run / "synthetic-grid.png").exists() == bool(written) == (f"their preview     {run}" in out)
 
 
 def test_eval_prints_the_table_and_where_the_report_is(class_folder, tmp_path, capsys):
     runs = tmp_path / "runs"
     assert main(["train", "--data", str(class_folder), *TINY_FLAGS, "--steps", "2", "--out", str(runs)]) == 0
     run = runs / "00000-classes"
-    assert f"best by KID  {run / 'best.pt'}" in capsys.readouterr().out
+    assert f"best         {run / 'best.pt'} (by --best-by" in capsys.readouterr().out
     assert main(["eval", "--run", str(run), "--count", "16", "--features", "random", "--nearest"]) == 0
     out = capsys.readouterr().out
     assert "KID x1e3" in out and "\ncats " in out and "\ndogs " in out and "copies:" in out

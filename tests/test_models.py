@@ -92,3 +92,24 @@ def test_spectral_norm_discriminator_has_no_batchnorm_and_unit_spectral_norm():
     x = torch.randn(1, 3, 32, 32)
     D.eval()
     assert torch.allclose(D(x), D(torch.cat([x, torch.randn(3, 3, 32, 32)]))[:1], atol=1e-5)  # per-image output
+
+
+def test_conditional_batchnorm_generator_steps_every_block_by_the_class():
+    torch.manual_seed(0)
+    cfg = ModelConfig(z_dim=8, g_channels=4, d_channels=4, g_conditioning="cbn")
+    G = Generator(cfg, 16, 3, num_classes=3).eval()
+    z = torch.randn(1, 8).repeat(3, 1)
+    with torch.no_grad():
+        for norm in (m for m in G.modules() if hasattr(m, "shift")):
+            norm.shift.weight.normal_()  # as if trained: each class its own shift
+        images = G(z, torch.arange(3))
+    assert images.shape == (3, 3, 16, 16) and (images[0] - images[1]).abs().max() > 0.01
+    assert G.embed is None and G.net[0].in_channels == 8  # the class enters through the norms, not z
+
+
+def test_the_class_term_reads_the_projection_scores_of_every_class():
+    cfg = ModelConfig(z_dim=8, g_channels=4, d_channels=4)
+    D = Discriminator(cfg, 16, 3, num_classes=4).eval()
+    images, labels = torch.randn(5, 3, 16, 16), torch.tensor([0, 1, 2, 3, 1])
+    logits, scores = D(images, labels, classes=True)
+    assert scores.shape == (5, 4) and torch.allclose(logits, D(images, labels), atol=1e-5)

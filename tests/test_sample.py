@@ -97,7 +97,7 @@ def conditional_run(tmp_path_factory):
 
 
 def test_per_class_export_mirrors_the_imagefolder_layout(conditional_run, tmp_path):
-    result = export(SampleConfig(run=str(conditional_run), per_class=2, out=str(tmp_path / "o")), log=lambda _: None)
+    result = export(SampleConfig(run=str(conditional_run), label_filter=False, per_class=2, out=str(tmp_path / "o")), log=lambda _: None)
     assert sorted(p.relative_to(tmp_path / "o").as_posix() for p in result.files) == [
         "cats/seed000000.png", "cats/seed000001.png", "dogs/seed000002.png", "dogs/seed000003.png",
     ]
@@ -106,23 +106,23 @@ def test_per_class_export_mirrors_the_imagefolder_layout(conditional_run, tmp_pa
 
 
 def test_count_follows_the_class_frequencies_and_class_selects(conditional_run, tmp_path):
-    export(SampleConfig(run=str(conditional_run), count=8, out=str(tmp_path / "a")), log=lambda _: None)
+    export(SampleConfig(run=str(conditional_run), label_filter=False, count=8, out=str(tmp_path / "a")), log=lambda _: None)
     assert [len(list((tmp_path / "a" / c).iterdir())) for c in ("cats", "dogs")] == [6, 2]
-    only = export(SampleConfig(run=str(conditional_run), count=3, classes=["dogs"], out=str(tmp_path / "b")),
+    only = export(SampleConfig(run=str(conditional_run), label_filter=False, count=3, classes=["dogs"], out=str(tmp_path / "b")),
                   log=lambda _: None)
     assert [f.parent.name for f in only.files] == ["dogs"] * 3 and not (tmp_path / "b" / "cats").exists()
 
 
 def test_class_generation_depends_on_the_class(conditional_run, tmp_path):
-    export(SampleConfig(run=str(conditional_run), count=1, classes=["cats"], out=str(tmp_path / "c")), log=lambda _: None)
-    export(SampleConfig(run=str(conditional_run), count=1, classes=["dogs"], out=str(tmp_path / "d")), log=lambda _: None)
+    export(SampleConfig(run=str(conditional_run), label_filter=False, count=1, classes=["cats"], out=str(tmp_path / "c")), log=lambda _: None)
+    export(SampleConfig(run=str(conditional_run), label_filter=False, count=1, classes=["dogs"], out=str(tmp_path / "d")), log=lambda _: None)
     cat, dog = pixels(tmp_path / "c" / "cats" / "seed000000.png"), pixels(tmp_path / "d" / "dogs" / "seed000000.png")
     assert np.abs(cat - dog).max() > 0  # same seed, different class
 
 
 def test_unknown_class_lists_the_known_ones(conditional_run, tmp_path):
     with pytest.raises(GanError, match="unknown class 'birds': .* knows cats, dogs"):
-        export(SampleConfig(run=str(conditional_run), classes=["birds"], out=str(tmp_path / "o")), log=lambda _: None)
+        export(SampleConfig(run=str(conditional_run), label_filter=False, classes=["birds"], out=str(tmp_path / "o")), log=lambda _: None)
 
 
 def test_unconditional_models_refuse_class_choices(run_dir, tmp_path):
@@ -135,7 +135,7 @@ def test_unconditional_models_refuse_class_choices(run_dir, tmp_path):
 
 def test_conditional_preview_grid_has_a_row_per_class(conditional_run, tmp_path):
     grid = tmp_path / "grid.png"
-    export(SampleConfig(run=str(conditional_run), per_class=10, out=str(tmp_path / "o"), grid=str(grid)),
+    export(SampleConfig(run=str(conditional_run), label_filter=False, per_class=10, out=str(tmp_path / "o"), grid=str(grid)),
            log=lambda _: None)
     assert Image.open(grid).size == (2 + 8 * 18, 2 + 2 * 18)  # cats, then dogs: 8 each
 
@@ -206,7 +206,8 @@ def test_reject_copies_gives_up_with_a_warning_when_everything_is_a_copy(run_dir
                     log=lines.append)
     assert result.files == [] and result.rejected == 30
     assert any("only 0 of 3 images were written" in line for line in lines)
-    assert (tmp_path / "o" / "manifest.csv").read_text().strip() == "file,seed,class,checkpoint,step"
+    assert result.rejected_by_class == {"flowers": {"copy": 30}}
+    assert (tmp_path / "o" / "manifest.csv").read_text().strip() == "file,seed,class,checkpoint,step,confidence,d_score"
 
 
 def test_reject_copies_does_not_depend_on_batch_size(conditional_run, tmp_path, monkeypatch):
@@ -226,7 +227,7 @@ def test_reject_copies_does_not_depend_on_batch_size(conditional_run, tmp_path, 
     monkeypatch.setattr(sample_module, "generate", copies_for_seeds_1_and_4)
     made = []
     for batch_size in (2, 3, 8):
-        result = export(SampleConfig(run=str(conditional_run), per_class=3, batch_size=batch_size, reject_copies=True,
+        result = export(SampleConfig(run=str(conditional_run), label_filter=False, per_class=3, batch_size=batch_size, reject_copies=True,
                                      out=str(tmp_path / f"b{batch_size}")), log=lambda _: None)
         made.append(sorted(f.relative_to(result.out).as_posix() for f in result.files))
     assert made[0] == made[1] == made[2]

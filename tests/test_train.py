@@ -55,10 +55,11 @@ def test_runs_are_numbered_and_never_reused(flat_folder, tmp_path):
 
 
 def test_resume_is_bit_identical_to_an_uninterrupted_run(class_folder, tmp_path):
-    # Conditional, augmented half the time, mirrored, class-balanced, hinge loss with lazy R1: every random
-    # stream and every piece of state must come back.
+    # Conditional (conditional BatchNorm, class term), augmented half the time, mirrored, class-balanced, hinge
+    # loss with lazy R1: every random stream and every piece of state must come back.
     def settings(cfg):
         cfg.data.mirror, cfg.data.class_balance = True, True
+        cfg.model.g_conditioning, cfg.train.class_weight = "cbn", 0.5
         cfg.train.r1_gamma, cfg.train.r1_every, cfg.train.loss = 1.0, 2, "hinge"
         cfg.train.augment, cfg.train.augment_p = "translation,cutout,color,flip", "0.5"  # augmentation really runs
         return cfg
@@ -225,7 +226,7 @@ def test_small_class_folder_data_gets_the_small_data_defaults(class_folder, tmp_
     saved = json.loads((result.run_dir / "config.json").read_text())
     assert saved["model"]["conditional"] == "on" and saved["model"]["spectral_norm"] == "on"
     assert saved["train"]["augment"] == "translation,cutout,color" and saved["train"]["augment_p"] == "auto"
-    assert "11 images: conditional on 2 classes, augment translation,cutout,color (p auto)" in "\n".join(lines)
+    assert "11 images: conditional on 2 classes (concat G), augment translation,cutout,color (p auto)" in "\n".join(lines)
     stats = stats_records(result.run_dir)[-1]
     assert {"Augment/p", "Augment/rt"} <= stats.keys() and "Loss/R1" not in stats
     # one row of 8 per class, in the fakes grid and in the reals grid
@@ -272,10 +273,12 @@ def test_evaluations_are_logged_and_keep_the_best_checkpoint(class_folder, tmp_p
     result = train(cfg, log=lines.append)
     evaluations = stats_records(result.run_dir, "Metrics/KID")
     assert [s["step"] for s in evaluations] == [2, 4, 5]  # every 2 steps and at the end
-    assert all({"Metrics/FID", "Metrics/precision", "Metrics/recall"} <= s.keys() for s in evaluations)
-    best = min(evaluations, key=lambda s: s["Metrics/KID"])
+    assert all({"Metrics/FID", "Metrics/precision", "Metrics/recall", "Metrics/class_KID", "Metrics/label_agreement",
+                "Agreement/cats", "Agreement/dogs"} <= s.keys() for s in evaluations)
+    best = min(evaluations, key=lambda s: s["Metrics/class_KID"])  # a conditional run: by the per-class KID
     saved = load_checkpoint(str(result.run_dir / "best.pt"))
-    assert saved.step == best["step"] and saved.state["metrics"]["kid"] == best["Metrics/KID"]
+    assert saved.step == best["step"] and saved.state["metrics"]["class_kid"] == best["Metrics/class_KID"]
+    assert saved.state["best_by"] == "class_kid" and (result.run_dir / "judge.pt").is_file()
     assert any("(best so far: best.pt)" in line for line in lines)
     events = EventAccumulator(str(result.run_dir)).Reload()
     assert [e.step for e in events.Scalars("Metrics/KID")] == [2, 4, 5]

@@ -8,7 +8,7 @@ from PIL import Image
 from gan.cli import main
 from gan.config import ValueConfig
 from gan.errors import GanError
-from gan.value import BOTH, CLASSICAL, REAL, SYNTHETIC, measure_value, verdict
+from gan.value import BOTH, CLASSICAL, ONLY, REAL, SYNTHETIC, harm, measure_value, verdict
 
 COLOURS = {"red": (200, 40, 40), "blue": (40, 40, 200)}
 
@@ -36,17 +36,20 @@ def settings(folders, out, **extra) -> ValueConfig:
     return ValueConfig(**{**values, **extra})
 
 
-def test_the_report_compares_four_configurations_over_seeds(folders, tmp_path):
+def test_the_report_compares_five_configurations_over_seeds(folders, tmp_path):
     result = measure_value(settings(folders, tmp_path / "report", synthetic_ratio=0.5), log=lambda _: None)
     report = json.loads(result.json.read_text())
-    assert list(report["conditions"]) == [REAL, CLASSICAL, SYNTHETIC, BOTH]
+    assert list(report["conditions"]) == [REAL, CLASSICAL, SYNTHETIC, BOTH, ONLY]
     for condition in report["conditions"].values():
         assert len(condition["accuracy"]) == 2 and set(condition["per_class"]) == {"red", "blue"}
         assert 0 <= condition["mean"] <= 1 and condition["std"] >= 0
     assert report["synthetic_used"] == 4 and report["synthetic_ratio"] == 0.5  # 0.5 per real image, of 16 available
     assert (report["train_images"], report["test_images"], report["steps"]) == (8, 12, 4)
     assert report["verdict"].startswith("synthetic images ") and "classical augmentation" in report["verdict"]
-    assert 0 <= report["synthetic_recognised"]["mean"] <= 1
+    diagnosis = report["diagnosis"]
+    assert diagnosis["judged_by"] == CLASSICAL and set(diagnosis["label_agreement"]["per_class"]) == {"red", "blue"}
+    assert 0 <= diagnosis["label_agreement"]["mean"] <= 1 and 0 <= diagnosis["recall"] <= 1
+    assert 0 <= diagnosis["copy_rate"] <= 1
     markdown = result.markdown.read_text()
     assert "| real + classical + synthetic |" in markdown and "![test accuracy by configuration](accuracy.png)" in markdown
     assert Image.open(result.chart).size[0] > 400
@@ -93,7 +96,8 @@ def test_synthetic_images_are_mixed_in_per_class_and_every_batch_is_full(folders
     monkeypatch.setattr(value_module, "train_classifier", recording)
     lines = []
     measure_value(settings(folders, tmp_path / "r", seeds=1, classical=False, synthetic_ratio=3), log=lines.append)
-    assert seen == [[4, 4], [4 + 8, 4 + 8]]  # ratio 3 asks for 12 a class; the 8 there are are all used
+    # ratio 3 asks for 12 a class; the 8 there are are all used; then the 8 alone (synthetic only)
+    assert seen == [[4, 4], [4 + 8, 4 + 8], [8, 8]]
     assert sum("asks for 12 synthetic red images" in line for line in lines) == 1
 
 
@@ -141,6 +145,22 @@ def test_the_verdict_counts_a_gain_when_its_95_percent_interval_excludes_zero():
     assert "one seed: train with --seeds 3" in verdict(results([0.5], [0.6]))
     classical_only = {REAL: {"accuracy": [0.5, 0.6]}, CLASSICAL: {"accuracy": [0.7, 0.8]}}
     assert verdict(classical_only) == "classical augmentation improved accuracy by 20.0 ± 0.0 points over real images alone"
+
+
+def test_harm_is_shouted_with_its_likeliest_cause():
+    def results(real, mixed):
+        return {REAL: {"accuracy": real}, SYNTHETIC: {"accuracy": mixed}}
+
+    per_class = {"3": 0.41, "4": 0.7, "5": 0.98}
+    diagnosis = {"label_agreement": {"mean": 0.7, "per_class": per_class}, "copy_rate": 0.0, "real_copy_rate": 0.0,
+                 "recall": 0.5}
+    shout = harm(results([0.90, 0.91, 0.90], [0.67, 0.66, 0.68]), diagnosis)
+    assert shout.startswith("HARM: the synthetic images lowered accuracy by 23.3 ± ")
+    assert "over real images alone. Likely cause: wrong labels" in shout and "(lowest: 3 41%, 4 70%, 5 98%)" in shout
+    faithful = {**diagnosis, "label_agreement": {"mean": 0.97, "per_class": {}}}
+    assert "Likely cause: copies. 30%" in harm(results([0.9, 0.91], [0.8, 0.8]), {**faithful, "copy_rate": 0.3})
+    assert "Likely cause: low recall. They cover 50%" in harm(results([0.9, 0.91], [0.8, 0.8]), faithful)
+    assert harm(results([0.90, 0.91, 0.90], [0.91, 0.90, 0.92]), diagnosis) is None  # no harm, no shout
 
 
 def test_cli_prints_the_verdict_and_where_the_report_is(folders, tmp_path, capsys):
