@@ -33,6 +33,34 @@ def quiet(_: str) -> None:
     pass
 
 
+def fresh_folder(out: Path, marker: str) -> None:
+    """An empty `out` for a new benchmark run; a folder that holds no `marker` (not one of ours) is never emptied."""
+    if out.exists() and not (out / marker).exists():
+        sys.exit(f"{out} exists and is not an earlier benchmark folder; give an --out that is new or one of ours")
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    (out / marker).touch()
+
+
+def print_value_table(report: dict) -> None:
+    """`gan value`'s table, its paired gains and what explains them (label agreement, copies, recall)."""
+    print("| configuration | test accuracy (%) | " + " | ".join(report["classes"]) + " |")
+    print("|---|---|" + "---|" * len(report["classes"]))
+    for name, r in report["conditions"].items():
+        per = " | ".join("-" if r["per_class"][c] is None else f"{100 * r['per_class'][c]:.0f}" for c in report["classes"])
+        print(f"| {name} | {100 * r['mean']:.1f} ± {100 * r['std']:.1f} | {per} |")
+    for name, gain in report["gains"].items():
+        print(f"  {name}: {gain['mean']:+.1f} ± {gain['half_width'] or 0:.1f} points (paired, 95%)")
+    d = report.get("diagnosis")
+    if d:
+        per = ", ".join(f"{c} {100 * v:.0f}%" for c, v in d["label_agreement"]["per_class"].items() if v is not None)
+        print(f"  label agreement ({d['judged_by']} classifier): {100 * d['label_agreement']['mean']:.1f}% ({per})")
+        print(f"  copies {100 * d['copy_rate']:.1f}% (reals {100 * d['real_copy_rate']:.1f}%), recall {d['recall']:.2f}")
+    if report["harm"]:
+        print(f"  {report['harm']}")
+    print(f"  verdict: {report['verdict']}")
+
+
 def random_split(out: Path, per_class: int, seed: int = 0) -> None:
     """out/train: `per_class` random emoji of each class; out/held-out: all the others. Random, because the files
     are sorted by code point and neighbours are alike (the first 'animals' are plants)."""
@@ -62,11 +90,7 @@ def main() -> int:
     train_dir, test_dir, synthetic, runs = out / "train", out / "held-out", out / "synthetic", out / "runs"
     started = time.perf_counter()
     if not args.reuse_gan:
-        if out.exists() and not (out / MARKER).exists():
-            sys.exit(f"{out} exists and is not an earlier benchmark folder; give an --out that is new or one of ours")
-        shutil.rmtree(out, ignore_errors=True)
-        out.mkdir(parents=True)
-        (out / MARKER).touch()
+        fresh_folder(out, MARKER)
         random_split(out, args.per_class)
         cfg = RunConfig()
         cfg.data.path, cfg.data.resolution = str(train_dir), 32
@@ -78,7 +102,7 @@ def main() -> int:
         export(SampleConfig(run=str(run), per_class=args.synthetic_per_class, out=str(synthetic)), log=quiet)
     run = sorted(runs.iterdir())[-1]
     evaluation = evaluate_run(EvalConfig(run=str(run), nearest=True), log=quiet)
-    print(f"the GAN's best checkpoint (by KID, exported) is step {evaluation.report['step']}; scored against its "
+    print(f"the GAN's best checkpoint (exported) is step {evaluation.report['step']}; scored against its "
           f"{evaluation.report['num_real']} training emoji:")
     print(format_report(evaluation.report))
     for ratio in (float(r) for r in args.ratios.split(",")):
@@ -90,18 +114,7 @@ def main() -> int:
         print(f"\n--synthetic-ratio {ratio:g} ({report['synthetic_used']} synthetic images with "
               f"{report['train_images']} real ones; tested on {report['test_images']} held-out real emoji; "
               f"{report['seconds']:.0f} s):")
-        print("| configuration | test accuracy (%) | " + " | ".join(report["classes"]) + " |")
-        print("|---|---|" + "---|" * len(report["classes"]))
-        for name, r in report["conditions"].items():
-            per = " | ".join("-" if r["per_class"][c] is None else f"{100 * r['per_class'][c]:.1f}"
-                             for c in report["classes"])
-            print(f"| {name} | {100 * r['mean']:.1f} ± {100 * r['std']:.1f} | {per} |")
-        recognised = report.get("synthetic_recognised")
-        if recognised:
-            per = ", ".join(f"{c} {100 * v:.0f}%" for c, v in recognised["per_class"].items() if v is not None)
-            print(f"synthetic images put in their own class by the real-only classifier: "
-                  f"{100 * recognised['mean']:.1f}% ({per})")
-        print(f"verdict: {report['verdict']}")
+        print_value_table(report)
     print(f"\ntotal {(time.perf_counter() - started) / 60:.1f} min; reports in {out}")
     return 0
 
