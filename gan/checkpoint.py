@@ -14,10 +14,16 @@ from gan.errors import GanError
 from gan.files import atomic_write, write_text
 
 FORMAT = "gan-checkpoint"
-VERSION = 3  # 2: class conditioning, augmentation state, spectral norm; 3: conditional BatchNorm G, class term
-# Settings added since a version, with the values that reproduce what that version trained (so its runs load,
-# sample and resume as before).
-_ADDED_SINCE = {2: {"model": {"g_conditioning": "concat"}, "train": {"class_weight": 0.0}}}
+VERSION = 4  # 2: class conditioning, augmentation state, spectral norm; 3: conditional BatchNorm G, class term;
+# 4: R2, the penalties' decay, LeCam, transfer (--init-from, --freeze-d)
+# Settings each version added, with the values that reproduce what the versions before it trained (so their runs
+# load, sample and resume as before).
+_ADDED_IN = {
+    3: {"model": {"g_conditioning": "concat"}, "train": {"class_weight": 0.0}},
+    4: {"train": {"r2_gamma": 0.0, "gamma_final": 1.0, "gamma_decay_steps": 0, "lecam_weight": 0.0, "init_from": "",
+                  "freeze_d": 0}},
+}
+_READABLE = (2, 3, VERSION)
 _RUN_DIR = re.compile(r"^(\d{5})-")
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)\.pt$")
 BEST = "best.pt"  # the checkpoint with the lowest KID so far; never pruned
@@ -121,12 +127,15 @@ def load_checkpoint(path: str) -> Checkpoint:
         raise GanError(f"cannot read checkpoint {file}: {error}. Is the file complete and written by `gan train`?") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise GanError(f"{file} is not a checkpoint written by `gan train`")
-    for section, values in _ADDED_SINCE.get(state.get("version"), {}).items():
-        for name, value in values.items():
-            state["config"][section].setdefault(name, value)
-    if state.get("version") not in (VERSION, *_ADDED_SINCE):
+    version = state.get("version")
+    if version not in _READABLE:
         raise GanError(
-            f"{file} has checkpoint format version {state.get('version')}, from another version of gan; this one "
-            f"reads versions {', '.join(map(str, sorted({*_ADDED_SINCE, VERSION})))}. Train a new run (or use the gan version that wrote it)."
+            f"{file} has checkpoint format version {version}, from another version of gan; this one reads versions "
+            f"{', '.join(map(str, _READABLE))}. Train a new run (or use the gan version that wrote it)."
         )
+    for added_in, sections in _ADDED_IN.items():
+        if version < added_in:
+            for section, values in sections.items():
+                for name, value in values.items():
+                    state["config"][section].setdefault(name, value)
     return Checkpoint(state, file)

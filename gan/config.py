@@ -6,6 +6,7 @@ Every field with `help` metadata becomes a command-line flag (see `gan.cli`), so
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
 
@@ -135,11 +136,23 @@ class TrainConfig:
     beta1: float = option(0.5, "Adam beta1 for both networks")
     beta2: float = option(0.999, "Adam beta2 for both networks")
     ema_decay: float = option(0.999, "decay of the generator's moving average used for grids and export (0: off)")
-    loss: str = option("nonsaturating", "adversarial loss", ("nonsaturating", "hinge"))
+    loss: str = option("nonsaturating", "adversarial loss: rpgan pairs every real image with a fake and asks D to "
+                       "score the real one higher (R3GAN)", ("nonsaturating", "hinge", "rpgan"))
     class_weight: float = option(0.0, "weight of the class term of a conditional run: cross-entropy of D's class "
                                  "scores on real images (for D) and on fakes (for G), as in AC-GAN (0: off)")
     r1_gamma: float = option(0.0, "weight of the R1 gradient penalty on real images (0: off)")
-    r1_every: int = option(16, "apply R1 every this many steps, scaled up to match (lazy regularisation)")
+    r2_gamma: float = option(0.0, "weight of the R2 gradient penalty on generated images (0: off); R3GAN uses R1 and "
+                             "R2 with the same weight")
+    r1_every: int = option(16, "apply R1 and R2 every this many steps, scaled up to match (lazy regularisation)")
+    gamma_final: float = option(1.0, "R1 and R2 weights at the last step, as a fraction of --r1-gamma and "
+                                "--r2-gamma, reached along a cosine (1: constant; R3GAN decays them to 0.1)")
+    gamma_decay_steps: int = option(0, "steps over which R1 and R2 fall to --gamma-final, then stay there (0: the "
+                                    "run's --steps when it starts; a resume keeps the value, so it repeats exactly)")
+    lecam_weight: float = option(0.0, "weight of LeCam regularisation, which pulls D's logits towards the moving "
+                                 "averages of its outputs (limited-data GANs; 0: off)")
+    init_from: str = option("", "start a new run from the networks of this run folder or checkpoint (transfer "
+                            "from a related, larger dataset); class parameters start afresh when the classes differ")
+    freeze_d: int = option(0, "keep the first N blocks of D as they were (Freeze-D: for fine-tuning with --init-from)")
     augment: str = option("auto", "augmentations the discriminator sees, comma-separated from translation, cutout, "
                           "color, flip; none: off; auto: translation,cutout,color below 30k images")
     augment_p: str = option("auto", "probability of each augmentation: a number in [0, 1], or auto to adapt it "
@@ -166,6 +179,11 @@ class TrainConfig:
     def validate(self) -> None:
         positive = ("steps", "batch_size", "g_lr", "d_lr", "log_every", "image_every", "checkpoint_every", "keep",
                     "r1_every")
+        for name in ("freeze_d", "gamma_decay_steps"):
+            if getattr(self, name) < 0:
+                raise GanError(f"{flag_name(name)} must be 0 or more, got {getattr(self, name)}")
+        if not 0 <= self.gamma_final <= 1:
+            raise GanError(f"--gamma-final must be in [0, 1], got {self.gamma_final}")
         if self.eval_every < 0:
             raise GanError(f"--eval-every must be 0 (off) or more, got {self.eval_every}")
         if self.eval_count < 0 or self.eval_count == 1:
@@ -177,8 +195,8 @@ class TrainConfig:
         for name in ("beta1", "beta2", "ema_decay", "augment_target"):
             if not 0 <= getattr(self, name) < 1:
                 raise GanError(f"{flag_name(name)} must be in [0, 1), got {getattr(self, name)}")
-        for name in ("r1_gamma", "class_weight"):
-            if not getattr(self, name) >= 0:  # also refuses NaN
+        for name in ("r1_gamma", "r2_gamma", "lecam_weight", "class_weight"):
+            if not 0 <= getattr(self, name) < math.inf:  # also refuses NaN
                 raise GanError(f"{flag_name(name)} must be 0 (off) or positive, got {getattr(self, name)}")
         if self.augment != "auto":
             try:
@@ -235,10 +253,21 @@ class RunConfig:
             self.model.conditional = "on" if num_classes >= 2 else "off"
         if self.model.spectral_norm == "auto":
             self.model.spectral_norm = "on" if small else "off"
+        if not self.train.gamma_decay_steps:
+            self.train.gamma_decay_steps = self.train.steps
         if self.train.augment == "auto":
             self.train.augment = DEFAULT_POLICY if small else "none"
         if self.train.best_by == "auto" or self.model.conditional == "off":  # no classes, no per-class KID
             self.train.best_by = "class_kid" if self.model.conditional == "on" else "kid"
+
+
+MIN_TRUNCATION = 0.05  # below this, redrawing until every coordinate fits would take very many draws
+
+
+def check_truncation(truncation: float) -> None:
+    if not (truncation == 0 or MIN_TRUNCATION <= truncation < math.inf):
+        raise GanError(f"--truncation must be 0 (off) or a number of at least {MIN_TRUNCATION} (BigGAN: 0.5 to 2), "
+                       f"got {truncation}")
 
 
 def validate_source(run: str, checkpoint: str) -> None:
@@ -262,6 +291,8 @@ class SampleConfig:
     overwrite: bool = option(False, "allow writing into a folder that already holds files (same names are replaced)")
     device: str = option("auto", "where to generate: auto picks cuda, then mps, then cpu", ("auto", "cuda", "mps", "cpu"))
     workers: int = option(0, "threads that encode and write images (0: one per CPU core)")
+    truncation: float = option(0.0, "redraw every noise coordinate larger than this in magnitude (the truncation "
+                               "trick: lower trades variety for fidelity; 0: off)")
     reject_copies: bool = option(False, "skip samples that are near-copies of a training image (see gan eval --nearest), "
                                  "generating others in their place")
     label_filter: bool = option(True, "keep only samples that the run's judge (a classifier of its real images) "
@@ -280,6 +311,7 @@ class SampleConfig:
                 raise GanError(f"{flag_name(name)} must be positive, got {getattr(self, name)}")
         check_seed(self.seed, MAX_SEED - self.count)
         check_workers(self.workers)
+        check_truncation(self.truncation)
         if not 0 <= self.min_confidence <= 1:
             raise GanError(f"--min-confidence must be in [0, 1], got {self.min_confidence}")
 
@@ -295,6 +327,8 @@ class EvalConfig:
     features: str = option("", "feature space: inception, random, auto or a TorchScript file (default: the run's)")
     inception_weights: str = option("", "Inception-v3 FID weights file (default: the run's)")
     seed: int = option(0, "image i uses seed S+i (training's evaluations use seed 0)")
+    truncation: float = option(0.0, "redraw every noise coordinate larger than this in magnitude (the truncation "
+                               "trick: lower trades variety for fidelity; 0: off)")
     batch_size: int = option(64, "images per forward pass")
     device: str = option("auto", "where to evaluate: auto picks cuda, then mps, then cpu", ("auto", "cuda", "mps", "cpu"))
 
@@ -305,6 +339,7 @@ class EvalConfig:
         if self.batch_size < 1:
             raise GanError(f"--batch-size must be positive, got {self.batch_size}")
         check_seed(self.seed, MAX_SEED - max(self.count, 5000))
+        check_truncation(self.truncation)
 
 
 def _validate_classical(ops: str, strength: float) -> None:

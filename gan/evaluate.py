@@ -56,13 +56,15 @@ class Evaluator:
 
     def __init__(self, space: FeatureSpace, real: ImageDataset, class_names: list[str], conditional: bool,
                  count: int, device: torch.device, batch_size: int = 64, seed: int = 0,
-                 judge: Callable[[], Judge] | None = None):
+                 judge: Callable[[], Judge] | None = None, truncation: float = 0.0):
         if len(real) < 2 or count < 2:
             raise GanError(f"the metrics need at least 2 real and 2 generated images, got {len(real)} and {count}")
         self.space, self.device, self.batch_size = space, device, batch_size
         self.class_names = class_names
         # What makes two evaluations' numbers comparable (best.pt is only ever replaced by a comparable one).
-        self.identity = f"{space.name} features, {count} samples from seed {seed}"
+        truncated = f", truncated at {truncation:g}" if truncation else ""
+        self.identity = f"{space.name} features, {count} samples from seed {seed}{truncated}"
+        self.truncation = truncation
         # Real labels as indices into the generator's classes (-1: a class the generator does not know).
         known = torch.tensor([class_names.index(n) if n in class_names else -1 for n in real.class_names])
         self.real_labels = known[real.labels]
@@ -83,7 +85,7 @@ class Evaluator:
         return self.make_judge() if self.make_judge else None
 
     def samples(self, G: nn.Module) -> Samples:
-        batches = generate(G, self.seeds, self.labels, self.batch_size, self.device)
+        batches = generate(G, self.seeds, self.labels, self.batch_size, self.device, truncation=self.truncation)
         images = torch.cat([to_uint8(batch) for batch in batches])
         return Samples(images, torch.tensor(self.labels) if self.labels is not None else None, self.seeds)
 
@@ -240,13 +242,14 @@ def evaluate_run(cfg: EvalConfig, log: Callable[[str], None] = print) -> EvalRes
                          device, log)
 
     evaluator = Evaluator(space, real, trained.data.class_names, bool(trained.num_classes), count, device,
-                          cfg.batch_size, cfg.seed, judge)
+                          cfg.batch_size, cfg.seed, judge, cfg.truncation)
     samples = evaluator.samples(load_generator(checkpoint, device))
     fake = evaluator.features(samples)
     report = {
         "checkpoint": str(checkpoint.path), "step": checkpoint.step, "features": space.name,
         "comparable_to_published_fid": space.comparable, "real": real_path, "num_real": len(real),
-        "num_generated": count, "seed": cfg.seed, **evaluator.score(fake, samples, per_class=True),
+        "num_generated": count, "seed": cfg.seed, "truncation": cfg.truncation,
+        **evaluator.score(fake, samples, per_class=True),
     }
     run_dir = checkpoint.path.parent
     name = f"{checkpoint.step:07d}{_free_suffix(run_dir, checkpoint.step)}"

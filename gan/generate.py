@@ -42,18 +42,27 @@ def d_scores(D: nn.Module, images: torch.Tensor, labels: list[int] | None, devic
     return D(images.to(device), y).float().cpu().tolist()
 
 
-def noise_for_seeds(seeds: list[int], z_dim: int) -> torch.Tensor:
-    """(len(seeds), z_dim) noise, row i drawn from a CPU generator seeded seeds[i]."""
-    return torch.stack([torch.randn(z_dim, generator=torch.Generator().manual_seed(s)) for s in seeds])
+def noise_for_seeds(seeds: list[int], z_dim: int, truncation: float = 0.0) -> torch.Tensor:
+    """(len(seeds), z_dim) noise, row i drawn from a CPU generator seeded seeds[i]. With `truncation`, every
+    coordinate whose magnitude exceeds it is drawn again from the same generator until none does (BigGAN's
+    truncation trick)."""
+    return torch.stack([_noise(torch.Generator().manual_seed(s), z_dim, truncation) for s in seeds])
+
+
+def _noise(generator: torch.Generator, z_dim: int, truncation: float) -> torch.Tensor:
+    z = torch.randn(z_dim, generator=generator)
+    while truncation and (outside := z.abs() > truncation).any():
+        z[outside] = torch.randn(int(outside.sum()), generator=generator)
+    return z
 
 
 @torch.no_grad()
 def generate(G: nn.Module, seeds: list[int], labels: list[int] | None, batch_size: int,
-             device: torch.device) -> Iterator[torch.Tensor]:
+             device: torch.device, truncation: float = 0.0) -> Iterator[torch.Tensor]:
     """Batches of generated images (B, C, H, W) in [-1, 1] on the CPU, in the order of `seeds` (and `labels`,
-    the class of each image for a conditional generator)."""
+    the class of each image for a conditional generator), from noise truncated at `truncation` (0: not)."""
     for start in range(0, len(seeds), batch_size):
-        z = noise_for_seeds(seeds[start : start + batch_size], G.z_dim).to(device)
+        z = noise_for_seeds(seeds[start : start + batch_size], G.z_dim, truncation).to(device)
         y = torch.tensor(labels[start : start + batch_size], device=device) if labels is not None else None
         yield G(z, y).float().cpu()
 

@@ -122,6 +122,16 @@ class Discriminator(nn.Module):
                 if isinstance(module, (nn.Conv2d, nn.Embedding)):
                     nn.utils.parametrizations.spectral_norm(module)
 
+    def blocks(self) -> list[list[nn.Parameter]]:
+        """The parameters of each downsampling block, input side first (a block: a convolution and what
+        follows it up to the next one); the head and the class embedding are not in a block."""
+        blocks: list[list[nn.Parameter]] = []
+        for layer in self.features:
+            if isinstance(layer, nn.Conv2d):
+                blocks.append([])
+            blocks[-1] += list(layer.parameters())
+        return blocks
+
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None,
                 classes: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Logits (B,); with `classes`, also the projection score of every class (B, num_classes), which the
@@ -137,6 +147,13 @@ class Discriminator(nn.Module):
             return logits + (self.embed(labels) * pooled).sum(1)
         scores = pooled @ self.embed.weight.t()  # (B, num_classes)
         return logits + scores.gather(1, labels[:, None]).squeeze(1), scores
+
+
+def class_parameter_names(network: nn.Module) -> set[str]:
+    """State-dict keys of a network's class parameters (its embeddings, also those of conditional BatchNorm):
+    what a transfer to another set of classes starts afresh."""
+    return {f"{prefix}.{key}" for prefix, module in network.named_modules() if isinstance(module, nn.Embedding)
+            for key in module.state_dict()}
 
 
 def ema_decay_at(step: int, decay: float) -> float:

@@ -30,7 +30,7 @@ from gan.generate import d_scores, generate, load_discriminator, load_generator,
 from gan.judge import JUDGE, run_judge
 from gan.tracking import GRID_SIZE, image_grid, progress_bar, save_png
 
-MANIFEST_COLUMNS = ["file", "seed", "class", "checkpoint", "step", "confidence", "d_score"]
+MANIFEST_COLUMNS = ["file", "seed", "class", "checkpoint", "step", "truncation", "confidence", "d_score"]
 _PIL_FORMATS = {"png": ("PNG", {}), "jpg": ("JPEG", {"quality": 95})}
 _BATCHES_AHEAD = 2  # encoded while the next batches are generated; also bounds the memory in flight
 MAX_TRIES = 10  # with a screen (--label-filter, --reject-copies), rounds of making rejected images again
@@ -109,8 +109,8 @@ class _GridPicker:
         return torch.stack([image for row in self.kept.values() for image in row])
 
 
-def _batches(G: nn.Module, plan: list[int | None], first_seed: int, batch_size: int, device: torch.device,
-             screen: Screen | None) -> Iterator[tuple[torch.Tensor, list, list, list, list]]:
+def _batches(G: nn.Module, plan: list[int | None], first_seed: int, batch_size: int, truncation: float,
+             device: torch.device, screen: Screen | None) -> Iterator[tuple[torch.Tensor, list, list, list, list]]:
     """(images, seeds, labels, confidences, rejected (label, reason) pairs) batches for the classes in `plan`
     (None: unconditional); image i of the plan uses seed first_seed + i. With a `screen`, the rejected images
     are made again, in plan order, from the seeds after the plan, for at most MAX_TRIES rounds; which seed makes
@@ -122,7 +122,8 @@ def _batches(G: nn.Module, plan: list[int | None], first_seed: int, batch_size: 
             positions = todo[start : start + batch_size]
             seeds = list(range(seed + start, seed + start + len(positions)))
             labels = [plan[i] for i in positions]
-            images = next(generate(G, seeds, None if labels[0] is None else labels, len(seeds), device))
+            images = next(generate(G, seeds, None if labels[0] is None else labels, len(seeds), device,
+                                   truncation=truncation))
             verdict = screen(images, labels) if screen else Screened([True] * len(seeds), [""] * len(seeds),
                                                                      [None] * len(seeds))
             rejected += [i for i, keep in zip(positions, verdict.keep) if not keep]
@@ -241,7 +242,7 @@ def export(cfg: SampleConfig, log: Callable[[str], None] = print) -> ExportResul
     workers = cfg.workers or devices.cpu_cores()
     with ThreadPoolExecutor(workers) as pool, progress_bar(len(plan), "exporting", unit="img") as bar:
         for images, batch_seeds, batch_labels, confidences, rejected in _batches(G, plan, cfg.seed, cfg.batch_size,
-                                                                                 device, screen):
+                                                                                 cfg.truncation, device, screen):
             for label in batch_labels + [label for label, _ in rejected]:
                 if label is not None:
                     result.made_by_class[names[label]] = result.made_by_class.get(names[label], 0) + 1
@@ -259,7 +260,7 @@ def export(cfg: SampleConfig, log: Callable[[str], None] = print) -> ExportResul
             result.files += batch_files
             scores = d_scores(D, images, None if labels is None else batch_labels, device)
             rows += [[f.relative_to(out).as_posix(), seed, _class_name(names, label), str(checkpoint.path),
-                      checkpoint.step, "" if confidence is None else f"{confidence:.4f}", f"{score:.4f}"]
+                      checkpoint.step, f"{cfg.truncation:g}", "" if confidence is None else f"{confidence:.4f}", f"{score:.4f}"]
                      for f, seed, label, confidence, score in zip(batch_files, batch_seeds, batch_labels, confidences,
                                                                   scores)]
             while len(pending) > _BATCHES_AHEAD:

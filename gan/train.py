@@ -20,13 +20,15 @@ from gan.data import ImageDataset, RealBatches, load_dataset
 from gan.errors import GanError
 from gan.evaluate import best_score_so_far, training_evaluator
 from gan.judge import run_judge
-from gan.losses import LOSSES, r1_penalty
+from gan.losses import LOSSES, PAIRED, LeCam, gradient_penalty, penalty_weight
 from gan.models import Discriminator, Generator, ema_decay_at, refresh_batchnorm_stats, update_ema
 from gan.stopping import StopSignals
 from gan.tracking import GRID_SIZE, Tracker
+from gan.transfer import freeze_blocks, load_source, start_from
 
 # What train_step returns, in this order.
-STATS = ("Loss/D", "Loss/G", "D/real", "D/fake", "Loss/R1", "Loss/class", "Augment/p", "Augment/rt")
+STATS = ("Loss/D", "Loss/G", "D/real", "D/fake", "Loss/R1", "Loss/R2", "Loss/LeCam", "Loss/class", "Augment/p",
+         "Augment/rt")
 # What each evaluation logs, from Evaluator scores.
 METRICS = {"Metrics/KID": "kid", "Metrics/FID": "fid", "Metrics/precision": "precision", "Metrics/recall": "recall",
            "Metrics/class_KID": "class_kid", "Metrics/label_agreement": "label_agreement"}
@@ -55,6 +57,7 @@ class Networks:
     G_ema: nn.Module  # moving average of G: what grids and exports use
     opt_G: torch.optim.Optimizer
     opt_D: torch.optim.Optimizer
+    d_trainable: list[nn.Parameter]  # D's parameters less those --freeze-d holds fixed
     channels_last: bool  # the networks' memory layout, which real batches must match
 
 
@@ -70,7 +73,9 @@ class Loop:
     augment_generator: torch.Generator  # on the training device, where augmentation runs
     augment_p: AugmentProbability
     policy: tuple[str, ...]
-    r1: torch.Tensor  # the latest R1 penalty (it is only computed every --r1-every steps)
+    r1: torch.Tensor  # the latest R1 and R2 penalties (they are only computed every --r1-every steps)
+    r2: torch.Tensor
+    lecam: LeCam
 
 
 def seeded(seed: int, stream: int, device: torch.device | str = "cpu") -> torch.Generator:
@@ -88,9 +93,10 @@ def build_networks(cfg: RunConfig, device: torch.device) -> Networks:
         D = devices.place(Discriminator(cfg.model, *shape, classes), device, layout)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     t = cfg.train
+    d_trainable = freeze_blocks(D, t.freeze_d, cfg.data.resolution)
     opt_G = torch.optim.Adam(G.parameters(), t.g_lr, (t.beta1, t.beta2), **devices.adam_options(device))
     opt_D = torch.optim.Adam(D.parameters(), t.d_lr, (t.beta1, t.beta2), **devices.adam_options(device))
-    return Networks(G, D, G_ema, opt_G, opt_D, layout)
+    return Networks(G, D, G_ema, opt_G, opt_D, d_trainable, layout)
 
 
 def build_loop(cfg: RunConfig, dataset: ImageDataset, device: torch.device) -> Loop:
@@ -110,6 +116,8 @@ def build_loop(cfg: RunConfig, dataset: ImageDataset, device: torch.device) -> L
                                      t.batch_size, device),
         policy=parse_policy(t.augment),
         r1=torch.zeros((), device=device),
+        r2=torch.zeros((), device=device),
+        lecam=LeCam(device),
     )
 
 
@@ -130,6 +138,8 @@ def training_state(loop: Loop, step: int, cfg: RunConfig, data_fingerprint: str)
         "augment_generator": loop.augment_generator.get_state(),
         "augment_p": loop.augment_p.state_dict(),
         "r1": loop.r1.cpu(),
+        "r2": loop.r2.cpu(),
+        "lecam": loop.lecam.state_dict(),
     }
 
 
@@ -157,6 +167,9 @@ def _restore(checkpoint: Checkpoint, loop: Loop, cfg: RunConfig, log: Callable[[
     if cfg.train.augment_p != "auto":  # a fixed --augment-p given on resume wins over the saved one
         loop.augment_p.p = fixed_p
     loop.r1 = state["r1"].to(loop.r1.device)
+    if "lecam" in state:  # not in checkpoints of format 3 and older, which trained without R2 and LeCam
+        loop.r2 = state["r2"].to(loop.r2.device)
+        loop.lecam.load_state_dict(state["lecam"])
 
 
 def train_step(loop: Loop, cfg: RunConfig, device: torch.device, amp: torch.dtype | None, step: int) -> torch.Tensor:
@@ -171,26 +184,34 @@ def train_step(loop: Loop, cfg: RunConfig, device: torch.device, amp: torch.dtyp
     def seen_by_D(images: torch.Tensor) -> torch.Tensor:
         return augment(images, loop.policy, loop.augment_p.p, loop.augment_generator)
 
-    r1_step = t.r1_gamma > 0 and step % t.r1_every == 0
+    penalty_step = step % t.r1_every == 0
+    r1_step, r2_step = t.r1_gamma > 0 and penalty_step, t.r2_gamma > 0 and penalty_step
     class_term = t.class_weight > 0 and labels is not None
-    if r1_step:
-        real = real.detach().requires_grad_(True)
+    real = real.detach().requires_grad_(r1_step)  # gradient penalties need gradients at the images
     with devices.autocast(device, amp):
         fake = G(z, labels)  # (B, C, R, R)
-        # A compiled D cannot take the double backward of R1, so R1 steps use the plain module for the reals.
+        fake_for_D = fake.detach().requires_grad_(r2_step)
+        # A compiled D cannot take the double backward of a gradient penalty: those steps use the plain module.
         real_out = (nets.D if r1_step else D)(seen_by_D(real), labels, classes=class_term)
         real_logits = (real_out[0] if class_term else real_out).float()
-        fake_logits = D(seen_by_D(fake.detach()), labels).float()
+        fake_logits = (nets.D if r2_step else D)(seen_by_D(fake_for_D), labels).float()
         loss_D = d_loss(real_logits, fake_logits)
     regularised = loss_D
     class_loss = torch.zeros((), device=device)
     if class_term:  # D learns to tell the classes of real images apart ...
         class_loss = F.cross_entropy(real_out[1].float(), labels)
         regularised = regularised + t.class_weight * class_loss
-    if r1_step:
-        penalty = r1_penalty(real_logits, real)
-        regularised = loss_D + penalty * (t.r1_gamma / 2 * t.r1_every)
-        loop.r1 = penalty.detach()
+    for on, gamma, images, logits, latest in ((r1_step, t.r1_gamma, real, real_logits, "r1"),
+                                              (r2_step, t.r2_gamma, fake_for_D, fake_logits, "r2")):
+        if on:
+            penalty = gradient_penalty(logits, images)
+            weight = penalty_weight(gamma, step, t.gamma_decay_steps, t.gamma_final)
+            regularised = regularised + penalty * (weight / 2 * t.r1_every)
+            setattr(loop, latest, penalty.detach())
+    lecam = torch.zeros((), device=device)
+    if t.lecam_weight:
+        lecam = loop.lecam.penalty(real_logits, fake_logits)
+        regularised = regularised + t.lecam_weight * lecam
     nets.opt_D.zero_grad(set_to_none=True)
     regularised.backward()
     nets.opt_D.step()
@@ -199,18 +220,21 @@ def train_step(loop: Loop, cfg: RunConfig, device: torch.device, amp: torch.dtyp
     nets.D.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
     with devices.autocast(device, amp):
         fake_out = D(seen_by_D(fake), labels, classes=class_term)
-        loss_G = g_loss((fake_out[0] if class_term else fake_out).float())
+        # A paired loss scores each fake against a real image, as judged by the D of this step.
+        real_now = D(seen_by_D(real.detach()), labels).float() if t.loss in PAIRED else None
+        loss_G = g_loss((fake_out[0] if class_term else fake_out).float(), real_now)
         if class_term:  # ... and G to make images D puts in their class
             loss_G = loss_G + t.class_weight * F.cross_entropy(fake_out[1].float(), labels)
     nets.opt_G.zero_grad(set_to_none=True)
     loss_G.backward()
     nets.opt_G.step()
-    nets.D.requires_grad_(True)
+    for parameter in nets.d_trainable:
+        parameter.requires_grad_(True)
 
     update_ema(nets.G_ema, nets.G, ema_decay_at(step, t.ema_decay) if t.ema_decay else 0.0)
     probabilities = [torch.sigmoid(logits.detach()).mean() for logits in (real_logits, fake_logits)]
-    return torch.stack([loss_D.detach(), loss_G.detach(), *probabilities, loop.r1.detach(), class_loss.detach(),
-                        loop.augment_p.p, loop.augment_p.rt]).float()
+    return torch.stack([loss_D.detach(), loss_G.detach(), *probabilities, loop.r1, loop.r2, lecam.detach(),
+                        class_loss.detach(), loop.augment_p.p, loop.augment_p.rt]).float()
 
 
 def record_dataset(cfg: RunConfig, dataset: ImageDataset, resumed: Checkpoint | None, log) -> None:
@@ -308,8 +332,10 @@ def _reals_grid(dataset: ImageDataset, cfg: RunConfig) -> torch.Tensor:
 def _reported_stats(cfg: RunConfig, policy: tuple[str, ...]) -> set[str]:
     """STATS worth a curve in this run: no flat zero lines for R1 or augmentation when they are off."""
     skipped = set()
-    if not cfg.train.r1_gamma:
-        skipped.add("Loss/R1")
+    for name, weight in (("Loss/R1", cfg.train.r1_gamma), ("Loss/R2", cfg.train.r2_gamma),
+                         ("Loss/LeCam", cfg.train.lecam_weight)):
+        if not weight:
+            skipped.add(name)
     if not (cfg.train.class_weight and cfg.num_classes):
         skipped.add("Loss/class")
     if not policy:
@@ -326,9 +352,14 @@ def _describe(cfg: RunConfig) -> str:
         classes = f"conditional on {cfg.num_classes} classes ({m.g_conditioning} G{term})"
     augment = f"augment {t.augment} (p {t.augment_p})" if parse_policy(t.augment) else "no augmentation"
     norm = "spectral norm" if m.spectral_norm == "on" else "BatchNorm"
-    r1 = f", R1 {t.r1_gamma}" if t.r1_gamma else ""
+    decay = f" decaying to {t.gamma_final:g}x" if t.gamma_final < 1 else ""
+    terms = [f"{name} {weight:g}" for name, weight in (("R1", t.r1_gamma), ("R2", t.r2_gamma)) if weight]
+    regularisers = [f"{' and '.join(terms)}{decay}"] if terms else []
+    regularisers += [f"LeCam {t.lecam_weight:g}"] if t.lecam_weight else []
+    regularisers += [f"first {t.freeze_d} D blocks frozen"] if t.freeze_d else []
     best = f", best.pt by {t.best_by}" if t.eval_every else ""
-    return f"{cfg.data.num_images} images: {classes}, {augment}, D with {norm}, {t.loss} loss{r1}{best}"
+    return (f"{cfg.data.num_images} images: {classes}, {augment}, D with {norm}, {t.loss} loss"
+            f"{''.join(', ' + r for r in regularisers)}{best}")
 
 
 def train(cfg: RunConfig, resume: Checkpoint | None = None, log: Callable[[str], None] = print) -> TrainResult:
@@ -348,6 +379,8 @@ def train(cfg: RunConfig, resume: Checkpoint | None = None, log: Callable[[str],
     if resume:
         _restore(resume, loop, cfg, log)
         start = resume.step
+    elif t.init_from:
+        start_from({"G": nets.G, "D": nets.D, "G_ema": nets.G_ema}, load_source(t.init_from), cfg, log)
     evaluator = training_evaluator(cfg, dataset, device, log)  # before the run folder: a bad features file fails early
     # Only now, with everything checked, does the run touch its folder.
     run_dir = _run_folder(cfg, resume, log)

@@ -49,6 +49,17 @@ def class_folder(tmp_path) -> Path:
     return folder
 
 
+@pytest.fixture(scope="module")
+def conditional_run(tmp_path_factory) -> Path:
+    """A two-step conditional run on 'cats' and 'dogs' (shared by a test module)."""
+    from gan.train import train
+
+    base = tmp_path_factory.mktemp("conditional")
+    write_images(base / "pets" / "cats", 6, seed=1)
+    write_images(base / "pets" / "dogs", 2, seed=2)
+    return train(tiny_config(base / "pets", base / "runs", steps=2), log=lambda _: None).run_dir
+
+
 def tiny_config(data: Path, out: Path, steps: int = 4) -> RunConfig:
     """A run that trains in well under a second: 16 px, narrow networks, small batches."""
     cfg = RunConfig()

@@ -81,7 +81,7 @@ def test_unknown_operation_is_named():
 
 
 def test_every_operation_allows_the_double_backward_of_r1():
-    from gan.losses import r1_penalty
+    from gan.losses import gradient_penalty as r1_penalty
 
     weights = torch.randn(3, 16, 16, requires_grad=True)
     x = images().requires_grad_(True)

@@ -58,12 +58,14 @@ def test_pickled_objects_are_refused(tmp_path):
 
 def test_checkpoints_of_another_format_version_are_refused_clearly(tmp_path):
     torch.save({"format": "gan-checkpoint", "version": 1, "step": 3}, tmp_path / "checkpoint-0000003.pt")
-    with pytest.raises(GanError, match="format version 1, from another version of gan; this one reads versions 2, 3"):
+    with pytest.raises(GanError, match="format version 1, from another version of gan; this one reads versions 2, 3, 4"):
         load_checkpoint(str(tmp_path))
 
 
-def test_a_version_2_checkpoint_loads_as_the_generator_it_was(tmp_path, class_folder):
-    """Version 2 knew neither conditional BatchNorm nor the class term: its runs load with concat and no term."""
+@pytest.mark.parametrize("version", [2, 3])
+def test_an_older_checkpoint_loads_and_resumes_as_the_run_it_was(tmp_path, class_folder, version):
+    """Version 2 knew neither conditional BatchNorm nor the class term: its runs load with concat and no term.
+    Versions 2 and 3 knew neither R2, LeCam nor transfer: their runs resume without them."""
     from conftest import tiny_config
     from gan.generate import load_generator
     from gan.train import train
@@ -73,11 +75,16 @@ def test_a_version_2_checkpoint_loads_as_the_generator_it_was(tmp_path, class_fo
     run_dir = train(cfg, log=lambda _: None).run_dir
     file = run_dir / "checkpoint-0000002.pt"
     state = torch.load(file, weights_only=True)
-    state["version"] = 2
-    del state["config"]["model"]["g_conditioning"], state["config"]["train"]["class_weight"]
+    state["version"] = version
+    if version == 2:
+        del state["config"]["model"]["g_conditioning"], state["config"]["train"]["class_weight"]
+    for name in ("r2_gamma", "gamma_final", "gamma_decay_steps", "lecam_weight", "init_from", "freeze_d"):
+        del state["config"]["train"][name]
+    del state["r2"], state["lecam"]
     torch.save(state, file)
     old = load_checkpoint(str(file))
     assert old.saved_config().model.g_conditioning == "concat" and old.saved_config().train.class_weight == 0
+    assert old.saved_config().train.r2_gamma == 0 and old.saved_config().train.lecam_weight == 0
     load_generator(old, torch.device("cpu"))  # the weights fit
     resumed = old.saved_config()
     resumed.train.steps = 4

@@ -93,6 +93,12 @@ def test_help_lists_every_flag_with_its_default(capsys):
         (["eval", "--run", "r", "--count", "1"], "error: --count must be 0 (the run's) or 2 or more"),
         (["eval", "--run", "r", "--checkpoint", "elsewhere/checkpoint-0000002.pt"], "error: --checkpoint elsewhere"),
         (["train", "--data", "x", "--eval-count", "1"], "error: --eval-count must be 0 (auto) or 2 or more"),
+        (["sample", "--run", "r", "--out", "o", "--truncation", "0.01"], "error: --truncation must be 0 (off) or a"),
+        (["eval", "--run", "r", "--truncation", "nan"], "error: --truncation must be 0 (off) or a"),
+        (["train", "--data", "x", "--lecam-weight", "nan"], "error: --lecam-weight must be 0 (off) or positive"),
+        (["train", "--data", "x", "--r2-gamma", "-1"], "error: --r2-gamma must be 0 (off) or positive"),
+        (["train", "--data", "x", "--gamma-final", "2"], "error: --gamma-final must be in [0, 1]"),
+        (["train", "--data", "x", "--freeze-d", "-1"], "error: --freeze-d must be 0 or more"),
     ],
 )
 def test_bad_input_gives_one_clear_line(argv, message, capsys):

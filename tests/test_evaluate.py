@@ -1,5 +1,6 @@
 import csv
 import json
+import shutil
 
 import pytest
 import torch
@@ -53,6 +54,13 @@ def test_gan_eval_reproduces_the_kid_training_logged_for_best(run):
     assert set(report["classes"]) == {"cats", "dogs"}
     assert {"fid", "kid", "kid_std", "precision", "recall"} <= report["classes"]["cats"].keys()
     assert result.json.name == f"eval-{best_step:07d}.json"
+
+
+def test_truncation_is_measured_and_reported(run, tmp_path):
+    copy = shutil.copytree(run, tmp_path / run.name)  # its eval files stay out of the shared run
+    plain = evaluate_run(evaluation(copy, checkpoint="last"), log=lambda _: None).report
+    cut = evaluate_run(evaluation(copy, checkpoint="last", truncation=0.5), log=lambda _: None).report
+    assert (plain["truncation"], cut["truncation"]) == (0.0, 0.5) and plain["kid"] != cut["kid"]
 
 
 def test_a_second_evaluation_never_replaces_the_first(run):

@@ -37,7 +37,7 @@ def run(tmp_path_factory):
 
 def painted(colour_of):
     """A stand-in for gan.generate.generate whose image for (seed, label) is the colour colour_of(seed, label)."""
-    def generate(G, seeds, labels, batch_size, device):
+    def generate(G, seeds, labels, batch_size, device, truncation=0.0):
         for start in range(0, len(seeds), batch_size):
             batch = []
             for seed, label in zip(seeds[start : start + batch_size], labels[start : start + batch_size]):

@@ -38,6 +38,14 @@ def test_export_writes_seeded_files_and_a_manifest(run_dir, tmp_path):
     assert image.size == (16, 16) and image.mode == "RGB"
 
 
+def test_truncation_is_recorded_in_the_manifest_and_changes_the_images(run_dir, tmp_path):
+    plain = export(SampleConfig(run=str(run_dir), count=2, out=str(tmp_path / "plain")), log=lambda _: None)
+    cut = export(SampleConfig(run=str(run_dir), count=2, out=str(tmp_path / "cut"), truncation=0.5), log=lambda _: None)
+    assert [r["truncation"] for r in csv.DictReader(cut.manifest.open())] == ["0.5", "0.5"]
+    assert [r["truncation"] for r in csv.DictReader(plain.manifest.open())] == ["0", "0"]
+    assert np.abs(pixels(plain.files[0]) - pixels(cut.files[0])).max() > 1
+
+
 def test_each_image_depends_only_on_its_seed(run_dir, tmp_path):
     export(SampleConfig(run=str(run_dir), count=6, out=str(tmp_path / "a"), batch_size=1), log=lambda _: None)
     export(SampleConfig(run=str(run_dir), count=4, out=str(tmp_path / "b"), batch_size=4, seed=2), log=lambda _: None)
@@ -86,14 +94,6 @@ def test_grid_path_that_is_a_folder_is_refused_before_writing_anything(run_dir, 
     with pytest.raises(GanError, match="--grid .* is a folder"):
         export(SampleConfig(run=str(run_dir), count=2, out=str(tmp_path / "o"), grid=str(tmp_path)), log=lambda _: None)
     assert not (tmp_path / "o").exists()
-
-
-@pytest.fixture(scope="module")
-def conditional_run(tmp_path_factory):
-    base = tmp_path_factory.mktemp("conditional")
-    write_images(base / "pets" / "cats", 6, seed=1)
-    write_images(base / "pets" / "dogs", 2, seed=2)
-    return train(tiny_config(base / "pets", base / "runs", steps=2), log=lambda _: None).run_dir
 
 
 def test_per_class_export_mirrors_the_imagefolder_layout(conditional_run, tmp_path):
@@ -174,8 +174,8 @@ def test_reject_copies_replaces_near_copies_with_later_seeds(run_dir, tmp_path, 
     training = load_dataset(load_checkpoint(str(run_dir)).saved_config().data, lambda _: None).images
     real_generate = sample_module.generate
 
-    def generate_copies_for_seeds_10_and_12(G, seeds, labels, batch_size, device):
-        for batch, first in zip(real_generate(G, seeds, labels, batch_size, device), range(0, len(seeds), batch_size)):
+    def generate_copies_for_seeds_10_and_12(G, seeds, labels, batch_size, device, truncation=0.0):
+        for batch, first in zip(real_generate(G, seeds, labels, batch_size, device, truncation), range(0, len(seeds), batch_size)):
             for i, seed in enumerate(seeds[first : first + len(batch)]):
                 if seed in (10, 12):
                     batch[i] = training[seed % len(training)].float() / 127.5 - 1
@@ -197,7 +197,7 @@ def test_reject_copies_gives_up_with_a_warning_when_everything_is_a_copy(run_dir
 
     training = load_dataset(load_checkpoint(str(run_dir)).saved_config().data, lambda _: None).images
 
-    def only_copies(G, seeds, labels, batch_size, device):
+    def only_copies(G, seeds, labels, batch_size, device, truncation=0.0):
         yield training[[s % len(training) for s in seeds]].float() / 127.5 - 1
 
     monkeypatch.setattr(sample_module, "generate", only_copies)
@@ -207,7 +207,7 @@ def test_reject_copies_gives_up_with_a_warning_when_everything_is_a_copy(run_dir
     assert result.files == [] and result.rejected == 30
     assert any("only 0 of 3 images were written" in line for line in lines)
     assert result.rejected_by_class == {"flowers": {"copy": 30}}
-    assert (tmp_path / "o" / "manifest.csv").read_text().strip() == "file,seed,class,checkpoint,step,confidence,d_score"
+    assert (tmp_path / "o" / "manifest.csv").read_text().strip() == "file,seed,class,checkpoint,step,truncation,confidence,d_score"
 
 
 def test_reject_copies_does_not_depend_on_batch_size(conditional_run, tmp_path, monkeypatch):
@@ -217,8 +217,8 @@ def test_reject_copies_does_not_depend_on_batch_size(conditional_run, tmp_path, 
     training = load_dataset(load_checkpoint(str(conditional_run)).saved_config().data, lambda _: None).images
     real_generate = sample_module.generate
 
-    def copies_for_seeds_1_and_4(G, seeds, labels, batch_size, device):
-        for batch in real_generate(G, seeds, labels, batch_size, device):
+    def copies_for_seeds_1_and_4(G, seeds, labels, batch_size, device, truncation=0.0):
+        for batch in real_generate(G, seeds, labels, batch_size, device, truncation=0.0):
             for i, seed in enumerate(seeds):
                 if seed in (1, 4):
                     batch[i] = training[seed].float() / 127.5 - 1

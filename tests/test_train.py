@@ -77,6 +77,35 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(class_folder, tmp_path)
     assert [s["step"] for s in stats_records(half.run_dir)] == [2, 3, 4, 6]
 
 
+@pytest.mark.parametrize("options", [
+    {"loss": "rpgan"},
+    {"r1_gamma": 1.0, "r2_gamma": 2.0, "r1_every": 2, "gamma_final": 0.1, "gamma_decay_steps": 6},
+    {"lecam_weight": 0.5},
+    {"freeze_d": 1, "loss": "rpgan", "r2_gamma": 1.0, "r1_every": 2, "lecam_weight": 0.3},
+], ids=["rpgan", "r1-r2-decaying", "lecam", "freeze-d-and-all"])
+def test_resume_is_bit_identical_with_each_loss_and_regulariser(class_folder, tmp_path, options):
+    def settings(steps, out):
+        cfg = tiny_config(class_folder, tmp_path / out, steps=steps)
+        cfg.train.augment_p = "0.5"
+        for name, value in options.items():
+            setattr(cfg.train, name, value)
+        return cfg
+
+    full = train(settings(6, "a"), log=lambda _: None)
+    half = train(settings(3, "b"), log=lambda _: None)
+    checkpoint = load_checkpoint(str(half.run_dir))
+    cfg = checkpoint.saved_config()
+    cfg.train.steps = 6
+    resumed = train(cfg, resume=checkpoint, log=lambda _: None)
+    a, b = load_checkpoint(str(full.checkpoint)).state, load_checkpoint(str(resumed.checkpoint)).state
+    assert_same_training_state(a, b)
+    stats = stats_records(full.run_dir)
+    for name, weight in (("Loss/R2", "r2_gamma"), ("Loss/LeCam", "lecam_weight")):
+        assert (name in stats[-1]) == (weight in options)
+    if "lecam_weight" in options:
+        assert a["lecam"]["real"] != 0 and a["lecam"]["fake"] != 0  # the moving averages are in the state
+
+
 def test_same_seed_repeats_a_run_and_another_seed_does_not(flat_folder, tmp_path):
     runs = []
     for seed in (0, 0, 1):
@@ -121,9 +150,9 @@ def test_non_finite_loss_stops_with_step_and_last_good_checkpoint(flat_folder, t
     calls = []
     real_d_loss, real_g_loss = train_module.LOSSES["nonsaturating"]
 
-    def g_loss_that_explodes_at_step_3(logits):
+    def g_loss_that_explodes_at_step_3(logits, real_logits):
         calls.append(1)
-        loss = real_g_loss(logits)
+        loss = real_g_loss(logits, real_logits)
         return loss * float("nan") if len(calls) == 3 else loss
 
     monkeypatch.setitem(train_module.LOSSES, "nonsaturating", (real_d_loss, g_loss_that_explodes_at_step_3))
