@@ -51,14 +51,15 @@ def quiet(_: str) -> None:
     pass
 
 
-def oracle_agreement(checkpoint: Path, judge: torch.nn.Module, per_class: int) -> dict:
-    """Agreement of `per_class` unfiltered samples of every class, by the independent classifier."""
+def oracle_agreement(checkpoint: Path, judge: torch.nn.Module, per_class: int, first_class: int = 0) -> dict:
+    """Agreement of `per_class` unfiltered samples of every class, by the independent classifier of all 10 digits
+    (the run's class c is digit first_class + c)."""
     G = load_generator(load_checkpoint(str(checkpoint)), CPU)
-    labels = torch.arange(10).repeat_interleave(per_class)
+    labels = torch.arange(G.num_classes).repeat_interleave(per_class)
     images = torch.cat([to_uint8(b) for b in generate(G, list(range(len(labels))), labels.tolist(), 250, CPU)])
-    names = [str(c) for c in range(10)]
-    return {**agreement(torch.nn.functional.one_hot(predict(judge, images, CPU), 10).float(), labels, names),
-            "images": images, "labels": labels}
+    digits = labels + first_class
+    return {**agreement(torch.nn.functional.one_hot(predict(judge, images, CPU), 10).float(), digits,
+                        [str(c) for c in range(10)]), "images": images, "labels": labels}
 
 
 def checkpoint_choice(run: Path, train_dir: Path, test_dir: Path, judge: torch.nn.Module) -> None:

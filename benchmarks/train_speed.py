@@ -22,6 +22,7 @@ DataLoader is still timed, resizing to that resolution).
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import sys
 from pathlib import Path
@@ -244,6 +245,34 @@ def profile_step(cfg: RunConfig, dataset, device: torch.device, steps: int) -> N
     print(profiler.key_averages().table(sort_by=sort, row_limit=18))
 
 
+LOSS_CASES = {  # name: training settings over the defaults' (augmentation and EMA on)
+    "defaults (nonsaturating)": {},
+    "rpgan": {"loss": "rpgan"},
+    "R1, every 16 steps": {"r1_gamma": 0.1},
+    "R1 + R2, every 16 steps": {"r1_gamma": 0.1, "r2_gamma": 0.1},
+    "R1 + R2, every step": {"r1_gamma": 0.1, "r2_gamma": 0.1, "r1_every": 1},
+    "LeCam": {"lecam_weight": 0.3},
+    "rpgan + R1 + R2 + LeCam, every 16 steps": {"loss": "rpgan", "r1_gamma": 0.1, "r2_gamma": 0.1, "lecam_weight": 0.3},
+}
+
+
+def time_losses(base: RunConfig, dataset, device: torch.device, args) -> None:
+    """Our step with each loss and regulariser, in turns; the cost of each against the defaults' step."""
+    def case(settings: dict):
+        cfg = copy.deepcopy(base)
+        for name, value in settings.items():
+            setattr(cfg.train, name, value)
+        return our_loop(cfg, dataset, device)[0]
+
+    rows = measure_turns([(name, lambda s=settings: case(s), args.steps, args.warmup)
+                          for name, settings in LOSS_CASES.items()], device, args.repeats)
+    print()
+    print_table(rows)
+    baseline = rows[0].median
+    for row in rows[1:]:
+        print(f"{row.name}: {baseline / row.median - 1:+.0%} time per step")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="data/emoji", help="image folder (default: the bundled emoji)")
@@ -257,6 +286,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--variants", action="store_true",
                         help="also time the floor without channels_last and with torch.compile")
     parser.add_argument("--profile", action="store_true", help="print torch.profiler's table for our step")
+    parser.add_argument("--losses", action="store_true",
+                        help="instead: what each loss and regulariser costs per step, against the defaults' step "
+                             "(use --steps 16, so that every repeat holds one lazy R1/R2 step)")
     args = parser.parse_args(argv)
 
     data = check_folder(args.data)
@@ -273,6 +305,9 @@ def main(argv: list[str] | None = None) -> None:
         return cfg
 
     dataset = load_dataset(our_config(data, args.device, "fp32", False, resolution=resolution).data, lambda _: None)
+    if args.losses:
+        time_losses(configured(default_precision, True), dataset, device, args)
+        return
     precisions = ["fp32"] + ([default_precision] if default_precision != "fp32" else [])
     cases = [("reference DCGAN loop", lambda: reference_loop(data, args.workers, device))] if with_reference_loop else []
     loops = {}  # augmented -> the Loop of our latest case, for the data rows
