@@ -270,6 +270,12 @@ def check_truncation(truncation: float) -> None:
                        f"got {truncation}")
 
 
+def truncation_option():
+    """gan sample's and gan eval's --truncation: the same flag, so that what is exported can be measured."""
+    return option(0.0, "redraw every noise coordinate larger than this in magnitude (the truncation trick: lower "
+                  "trades variety for fidelity; 0: off)")
+
+
 def validate_source(run: str, checkpoint: str) -> None:
     """--run DIR [--checkpoint best|last|FILE], or --checkpoint FILE alone."""
     if not run and checkpoint in ("", "best", "last"):
@@ -291,8 +297,7 @@ class SampleConfig:
     overwrite: bool = option(False, "allow writing into a folder that already holds files (same names are replaced)")
     device: str = option("auto", "where to generate: auto picks cuda, then mps, then cpu", ("auto", "cuda", "mps", "cpu"))
     workers: int = option(0, "threads that encode and write images (0: one per CPU core)")
-    truncation: float = option(0.0, "redraw every noise coordinate larger than this in magnitude (the truncation "
-                               "trick: lower trades variety for fidelity; 0: off)")
+    truncation: float = truncation_option()
     reject_copies: bool = option(False, "skip samples that are near-copies of a training image (see gan eval --nearest), "
                                  "generating others in their place")
     label_filter: bool = option(True, "keep only samples that the run's judge (a classifier of its real images) "
@@ -327,8 +332,7 @@ class EvalConfig:
     features: str = option("", "feature space: inception, random, auto or a TorchScript file (default: the run's)")
     inception_weights: str = option("", "Inception-v3 FID weights file (default: the run's)")
     seed: int = option(0, "image i uses seed S+i (training's evaluations use seed 0)")
-    truncation: float = option(0.0, "redraw every noise coordinate larger than this in magnitude (the truncation "
-                               "trick: lower trades variety for fidelity; 0: off)")
+    truncation: float = truncation_option()
     batch_size: int = option(64, "images per forward pass")
     device: str = option("auto", "where to evaluate: auto picks cuda, then mps, then cpu", ("auto", "cuda", "mps", "cpu"))
 
