@@ -17,6 +17,8 @@ DataLoader is still timed, resizing to that resolution).
   augmented in the second row).
 `--variants` also times the floor without channels_last and with torch.compile (each in fp32 and bf16);
 `--profile` prints torch.profiler's table of where our step spends its time.
+`--graphs` instead times our step eager, compiled, and compiled as CUDA graphs (--compile-mode reduce-overhead),
+against the compute floor: the floor's images/s at 16 times the batch, where kernel launches no longer count.
 """
 
 from __future__ import annotations
@@ -196,7 +198,7 @@ def our_data(loop, augmented: bool):
     return run
 
 
-def floor_loop(cfg: RunConfig, device: torch.device, channels_last: bool | None = None):
+def floor_loop(cfg: RunConfig, device: torch.device, channels_last: bool | None = None, batch: int = BATCH):
     """run(steps) -> images: our G and D, forward + backward + Adam on random tensors already on the device, in
     the memory layout training gives them (or the one `channels_last` asks for)."""
     nets = build_networks(cfg, device)
@@ -208,8 +210,8 @@ def floor_loop(cfg: RunConfig, device: torch.device, channels_last: bool | None 
     amp = devices.autocast_dtype(device, cfg.train.precision)
     d_loss, g_loss = LOSSES[cfg.train.loss]
     size = cfg.data.resolution
-    real = devices.as_layout(torch.randn(BATCH, 3, size, size, device=device), layout)
-    z = torch.randn(BATCH, Z_DIM, device=device)
+    real = devices.as_layout(torch.randn(batch, 3, size, size, device=device), layout)
+    z = torch.randn(batch, Z_DIM, device=device)
 
     def run(steps: int) -> int:
         for _ in range(steps):
@@ -226,7 +228,7 @@ def floor_loop(cfg: RunConfig, device: torch.device, channels_last: bool | None 
             loss_G.backward()
             nets.opt_G.step()
             nets.D.requires_grad_(True)
-        return steps * BATCH
+        return steps * batch
 
     return run
 
@@ -273,6 +275,24 @@ def time_losses(base: RunConfig, dataset, device: torch.device, args) -> None:
         print(f"{row.name}: {baseline / row.median - 1:+.0%} time per step")
 
 
+def time_graphs(base: RunConfig, dataset, device: torch.device, args) -> None:
+    """Our step (augment + EMA) eager, compiled and as CUDA graphs, against the compute floor."""
+    def ours(compile: bool, mode: str = "default"):
+        cfg = copy.deepcopy(base)
+        cfg.train.compile, cfg.train.compile_mode = compile, mode
+        return our_loop(cfg, dataset, device)[0]
+
+    cases = [("ours, eager", lambda: ours(False)), ("ours, --compile", lambda: ours(True)),
+             ("ours, --compile --compile-mode reduce-overhead", lambda: ours(True, "reduce-overhead")),
+             (f"compute floor (batch {16 * BATCH})", lambda: floor_loop(base, device, batch=16 * BATCH))]
+    rows = measure_turns([(name, make, args.steps, args.warmup) for name, make in cases], device, args.repeats)
+    print()
+    print_table(rows)
+    floor = rows[-1].median
+    for row in rows[:-1]:
+        print(f"{row.name}: {row.median / floor:.0%} of the compute floor")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="data/emoji", help="image folder (default: the bundled emoji)")
@@ -286,6 +306,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--variants", action="store_true",
                         help="also time the floor without channels_last and with torch.compile")
     parser.add_argument("--profile", action="store_true", help="print torch.profiler's table for our step")
+    parser.add_argument("--graphs", action="store_true",
+                        help="instead: our step eager, compiled and as CUDA graphs, against the compute floor")
     parser.add_argument("--losses", action="store_true",
                         help="instead: what each loss and regulariser costs per step, against the defaults' step "
                              "(use --steps 16, so that every repeat holds one lazy R1/R2 step)")
@@ -307,6 +329,9 @@ def main(argv: list[str] | None = None) -> None:
     dataset = load_dataset(our_config(data, args.device, "fp32", False, resolution=resolution).data, lambda _: None)
     if args.losses:
         time_losses(configured(default_precision, True), dataset, device, args)
+        return
+    if args.graphs:
+        time_graphs(configured(default_precision, True), dataset, device, args)
         return
     precisions = ["fp32"] + ([default_precision] if default_precision != "fp32" else [])
     cases = [("reference DCGAN loop", lambda: reference_loop(data, args.workers, device))] if with_reference_loop else []

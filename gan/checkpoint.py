@@ -1,8 +1,10 @@
-"""Run folders (numbered, never reused) and complete, atomic, safely loadable training checkpoints."""
+"""Run folders (numbered, never reused, one writer at a time) and complete, atomic, safely loadable training
+checkpoints."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,16 @@ _READABLE = (2, 3, VERSION)
 _RUN_DIR = re.compile(r"^(\d{5})-")
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)\.pt$")
 BEST = "best.pt"  # the checkpoint with the lowest KID so far; never pruned
+LOCK = ".lock"  # held by the process training the run; holds its PID
+
+try:
+    import fcntl
+except ImportError:  # Windows: runs are not locked there
+    fcntl = None
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "run"
 
 
 def new_run_dir(out: str, name: str) -> Path:
@@ -36,7 +48,7 @@ def new_run_dir(out: str, name: str) -> Path:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise GanError(f"cannot create the runs folder {root} ({error.strerror}); choose another with --out") from None
-    safe_name = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "run"
+    safe_name = _safe_name(name)
     taken = [int(m.group(1)) for p in root.iterdir() if (m := _RUN_DIR.match(p.name))]
     number = max(taken, default=-1) + 1
     while True:  # another process may take the same number between our scan and mkdir
@@ -46,6 +58,38 @@ def new_run_dir(out: str, name: str) -> Path:
             return run_dir
         except FileExistsError:
             number += 1
+
+
+def newest_run(out: str, name: str) -> Path | None:
+    """The highest-numbered run folder called `name` in `out` (what --resume auto continues), or None."""
+    pattern = re.compile(rf"^\d{{5}}-{re.escape(_safe_name(name))}$")
+    root = Path(out).expanduser()
+    runs = sorted(p for p in root.iterdir() if pattern.match(p.name) and p.is_dir()) if root.is_dir() else []
+    return runs[-1] if runs else None
+
+
+class RunLock:
+    """The one process allowed to write a run folder. The operating system drops the lock when that process
+    ends, however it ends (kill -9 included), so a lock is never left behind."""
+
+    def __init__(self, run_dir: Path):
+        self.file = open(Path(run_dir) / LOCK, "a+")
+        if fcntl is None:
+            return
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.file.seek(0)
+            holder = self.file.read().strip() or "unknown"
+            self.file.close()
+            raise GanError(f"{run_dir} is being trained by another process (PID {holder}): two writers would replace "
+                           f"each other's checkpoints. Wait for it to finish or stop it, then resume") from None
+        self.file.truncate(0)
+        self.file.write(f"{os.getpid()}\n")
+        self.file.flush()
+
+    def release(self) -> None:
+        self.file.close()
 
 
 def save_config(run_dir: Path, cfg: RunConfig) -> None:

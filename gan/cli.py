@@ -65,25 +65,42 @@ def apply_flags(cfg, args: argparse.Namespace) -> None:
             setattr(target, name, value)
 
 
+def _resumed(args: argparse.Namespace):
+    """The checkpoint --resume means; `auto`: the newest checkpoint of the newest run named --name (default: the
+    data folder's name) in --out, or None to start that run, so a restarted command carries on by itself."""
+    from gan.checkpoint import list_checkpoints, load_checkpoint, newest_run
+
+    if args.resume != "auto":
+        return load_checkpoint(args.resume) if args.resume else None
+    flags = RunConfig()
+    apply_flags(flags, args)
+    name = flags.train.name or Path(flags.data.path).name
+    if not name:
+        raise GanError("--resume auto needs --name NAME (or --data DIR) to know which run to continue")
+    run = newest_run(flags.train.out, name)
+    return load_checkpoint(str(run)) if run and list_checkpoints(run) else None
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    from gan.checkpoint import load_checkpoint  # torch-heavy imports only for the commands that need them
+    from gan.distributed import joined  # torch-heavy imports only for the commands that need them
     from gan.train import train
     from gan.transfer import inherit_shape, load_source
 
     init_from = getattr(args, "train.init_from", "")
-    if args.resume and init_from:
+    if args.resume not in ("", "auto") and init_from:
         raise GanError("--resume continues a run and --init-from starts a new one from another: give one of them")
-    checkpoint = load_checkpoint(args.resume) if args.resume else None
+    checkpoint = _resumed(args)
     cfg = checkpoint.saved_config() if checkpoint else RunConfig()
-    if init_from:  # the source's model shape, unless flags say otherwise
+    if init_from and not checkpoint:  # the source's model shape, unless flags say otherwise
         inherit_shape(cfg, load_source(init_from).saved_config())
     apply_flags(cfg, args)
     if args.dry_run:
         cfg.validate()
         print(json.dumps(to_dict(cfg), indent=2))
         return 0
-    result = train(cfg, resume=checkpoint)
-    if not result.interrupted:
+    with joined(cfg.train.device) as ranks:
+        result = train(cfg, resume=checkpoint, ranks=ranks)
+    if ranks.main and not result.interrupted:
         _print_train_summary(result.run_dir, result.step, result.checkpoint)
     return 0
 
@@ -200,8 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a GAN on a folder of images (or resume a run)",
                                 description="Train a DCGAN on a folder of images; every run gets its own folder.")
     train.add_argument("--resume", metavar="RUN", default="",
-                       help="run folder or checkpoint file to continue exactly where it stopped; "
-                            "its saved settings apply unless given again as flags")
+                       help="run folder or checkpoint file to continue exactly where it stopped; its saved settings "
+                            "apply unless given again as flags. auto: the newest run named --name in --out if it "
+                            "has a checkpoint, else a new one (for torchrun restarts and job requeues)")
     train.add_argument("--dry-run", action="store_true", help="print the resolved config as JSON and exit")
     add_config_flags(train, RunConfig)
     train.set_defaults(handler=cmd_train)

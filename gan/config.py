@@ -162,6 +162,9 @@ class TrainConfig:
     device: str = option("auto", "where to train: auto picks cuda, then mps, then cpu", ("auto", "cuda", "mps", "cpu"))
     precision: str = option("auto", "auto: bf16 autocast where the GPU or CPU computes bf16 natively, else fp32", ("auto", "fp32", "bf16"))
     compile: bool = option(False, "torch.compile both networks (CUDA; slower start, faster steps)")
+    compile_mode: str = option("default", "what --compile optimises for: reduce-overhead also replays each network's "
+                               "steps as CUDA graphs, so that a fast GPU does not wait on kernel launches (CUDA only)",
+                               ("default", "reduce-overhead", "max-autotune"))
     log_every: int = option(20, "steps between reading losses into TensorBoard, stats.jsonl and the progress bar")
     image_every: int = option(500, "steps between sample grids (fakes-<step>.png and TensorBoard)")
     checkpoint_every: int = option(1000, "steps between checkpoints (one is always written at the end)")
@@ -192,6 +195,8 @@ class TrainConfig:
             if getattr(self, name) <= 0:
                 raise GanError(f"{flag_name(name)} must be positive, got {getattr(self, name)}")
         check_seed(self.seed)
+        if self.compile_mode != "default" and not self.compile:
+            raise GanError(f"--compile-mode {self.compile_mode} takes effect with --compile: add --compile")
         for name in ("beta1", "beta2", "ema_decay", "augment_target"):
             if not 0 <= getattr(self, name) < 1:
                 raise GanError(f"{flag_name(name)} must be in [0, 1), got {getattr(self, name)}")

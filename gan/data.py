@@ -368,13 +368,17 @@ class RealBatches:
 
     All randomness (order, mirroring) comes from one CPU generator, so batches do not depend on the device, and
     its state goes into checkpoints so a resumed run sees exactly the batches the uninterrupted one would have.
+    With several processes, every one draws the whole `batch_size` and keeps its `share` (rank, processes):
+    disjoint parts of one batch, and the same state everywhere.
     """
 
     def __init__(self, dataset: ImageDataset, batch_size: int, mirror: bool, class_balance: bool,
-                 generator: torch.Generator, device: torch.device):
+                 generator: torch.Generator, device: torch.device, share: tuple[int, int] = (0, 1)):
         self.images = dataset.images.to(device)
         self.labels = dataset.labels.to(device)
         self.batch_size = batch_size
+        rank, processes = share
+        self.rows = slice(rank * batch_size // processes, (rank + 1) * batch_size // processes)
         self.mirror = mirror
         self.generator = generator
         # Class balance: each image weighted by 1 / its class size, drawn with replacement.
@@ -387,8 +391,8 @@ class RealBatches:
             indices = self.shuffled.take(self.batch_size)  # a dataset smaller than a batch gives several passes
         else:
             indices = torch.multinomial(self.weights, self.batch_size, replacement=True, generator=self.generator)
-        flip = torch.rand(len(indices), generator=self.generator) < 0.5 if self.mirror else None
-        indices = upload(indices, self.images.device)
+        flip = (torch.rand(len(indices), generator=self.generator) < 0.5)[self.rows] if self.mirror else None
+        indices = upload(indices[self.rows], self.images.device)
         images = self.images.index_select(0, indices)  # 25x faster than images[indices] on the CPU
         if flip is not None:  # on uint8, a quarter of the bytes
             flip = upload(flip, images.device).view(-1, 1, 1, 1)

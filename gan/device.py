@@ -77,11 +77,17 @@ def place(module: nn.Module, device: torch.device, channels_last: bool = False) 
     return module
 
 
-def maybe_compile(module: nn.Module, enabled: bool, device: torch.device) -> nn.Module:
+def maybe_compile(module: nn.Module, enabled: bool, device: torch.device, mode: str = "default") -> nn.Module:
     """torch.compile when asked; callers keep the original module for state_dict (compiled keys differ)."""
     if enabled and device.type == "mps":
         raise GanError("--compile works on cuda and cpu only; drop --compile on mps")
-    return torch.compile(module) if enabled else module
+    return torch.compile(module, mode=mode) if enabled else module
+
+
+def replays_cuda_graphs(device: torch.device, compiled: bool, mode: str) -> bool:
+    """Whether compiled networks run as CUDA graphs, whose outputs each training step must release by marking
+    where it begins (inductor uses CUDA graphs in these modes on CUDA only)."""
+    return compiled and device.type == "cuda" and mode in ("reduce-overhead", "max-autotune")
 
 
 def adam_options(device: torch.device) -> dict:

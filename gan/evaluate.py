@@ -21,6 +21,7 @@ from gan import device as devices
 from gan.checkpoint import BEST, load_checkpoint, pick_checkpoint
 from gan.config import EvalConfig, FeatureConfig, RunConfig
 from gan.data import ImageDataset, load_dataset
+from gan.distributed import SINGLE, Ranks
 from gan.errors import GanError
 from gan.features import FeatureSpace, embed, load_feature_space
 from gan.files import write_text
@@ -56,10 +57,10 @@ class Evaluator:
 
     def __init__(self, space: FeatureSpace, real: ImageDataset, class_names: list[str], conditional: bool,
                  count: int, device: torch.device, batch_size: int = 64, seed: int = 0,
-                 judge: Callable[[], Judge] | None = None, truncation: float = 0.0):
+                 judge: Callable[[], Judge] | None = None, truncation: float = 0.0, ranks: Ranks = SINGLE):
         if len(real) < 2 or count < 2:
             raise GanError(f"the metrics need at least 2 real and 2 generated images, got {len(real)} and {count}")
-        self.space, self.device, self.batch_size = space, device, batch_size
+        self.space, self.device, self.batch_size, self.ranks = space, device, batch_size, ranks
         self.class_names = class_names
         # What makes two evaluations' numbers comparable (best.pt is only ever replaced by a comparable one).
         truncated = f", truncated at {truncation:g}" if truncation else ""
@@ -84,10 +85,12 @@ class Evaluator:
     def judge(self) -> Judge | None:
         return self.make_judge() if self.make_judge else None
 
-    def samples(self, G: nn.Module) -> Samples:
-        batches = generate(G, self.seeds, self.labels, self.batch_size, self.device, truncation=self.truncation)
+    def samples(self, G: nn.Module, rows: slice = slice(None)) -> Samples:
+        """The evaluation's samples (`rows`: a part of them)."""
+        seeds, labels = self.seeds[rows], self.labels[rows] if self.labels is not None else None
+        batches = generate(G, seeds, labels, self.batch_size, self.device, truncation=self.truncation)
         images = torch.cat([to_uint8(batch) for batch in batches])
-        return Samples(images, torch.tensor(self.labels) if self.labels is not None else None, self.seeds)
+        return Samples(images, torch.tensor(labels) if labels is not None else None, seeds)
 
     def features(self, samples: Samples) -> torch.Tensor:
         return embed(self.space, samples.images, self.batch_size, self.device)
@@ -112,12 +115,18 @@ class Evaluator:
                     scores["classes"][name] = distribution_metrics(real, generated)
         return scores
 
-    def evaluate(self, G: nn.Module) -> dict:
-        samples = self.samples(G)
-        return self.score(self.features(samples), samples)
+    def evaluate(self, G: nn.Module) -> dict | None:
+        """The scores of G. With several processes each makes and embeds its part of the samples, and the first
+        scores them all (the others get None)."""
+        ranks = self.ranks
+        part = self.samples(G, ranks.rows(len(self.seeds)))
+        fake = ranks.gather(self.features(part))
+        samples = Samples(ranks.gather(part.images), ranks.gather(part.labels) if part.labels is not None else None, self.seeds)
+        return self.score(fake, samples) if ranks.main else None
 
 
-def training_evaluator(cfg: RunConfig, dataset: ImageDataset, device: torch.device, log) -> Evaluator | None:
+def training_evaluator(cfg: RunConfig, dataset: ImageDataset, device: torch.device, log,
+                       ranks: Ranks = SINGLE) -> Evaluator | None:
     """What scores the generator every --eval-every steps (None: evaluation off)."""
     if not cfg.train.eval_every:
         return None
@@ -126,7 +135,7 @@ def training_evaluator(cfg: RunConfig, dataset: ImageDataset, device: torch.devi
         return None
     space = load_feature_space(cfg.metrics, device, log)
     count = eval_count(cfg.train.eval_count, len(dataset))
-    return Evaluator(space, dataset, cfg.data.class_names, bool(cfg.num_classes), count, device)
+    return Evaluator(space, dataset, cfg.data.class_names, bool(cfg.num_classes), count, device, ranks=ranks)
 
 
 def best_score_so_far(run_dir: Path, evaluator: Evaluator, best_by: str, log) -> float:

@@ -68,14 +68,15 @@ class LeCam:
 
     DECAY = 0.99  # as in the paper's code
 
-    def __init__(self, device: torch.device | str = "cpu"):
+    def __init__(self, device: torch.device | str = "cpu", average=lambda value: value):
         self.real = torch.zeros((), device=device)
         self.fake = torch.zeros((), device=device)
+        self.average = average  # a batch's mean over all training processes, so the averages agree on every one
 
     def penalty(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
         """Update the averages with this batch, then E[relu(D(x) - avg fake)^2] + E[relu(avg real - D(G(z)))^2]."""
-        self.real.lerp_(real_logits.detach().mean(), 1 - self.DECAY)
-        self.fake.lerp_(fake_logits.detach().mean(), 1 - self.DECAY)
+        self.real.lerp_(self.average(real_logits.detach().mean()), 1 - self.DECAY)
+        self.fake.lerp_(self.average(fake_logits.detach().mean()), 1 - self.DECAY)
         return F.relu(real_logits - self.fake).square().mean() + F.relu(self.real - fake_logits).square().mean()
 
     def state_dict(self) -> dict:

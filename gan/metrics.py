@@ -46,6 +46,11 @@ def _check_sizes(real: torch.Tensor, fake: torch.Tensor) -> None:
         raise GanError(f"FID and KID need at least 2 real and 2 generated images, got {len(real)} and {len(fake)}")
 
 
+# The features given are already every process's (training gathers them): torchmetrics must not gather again, which
+# it would try whenever a process group is up, waiting for processes that are not scoring.
+_LOCAL = {"sync_on_compute": False}
+
+
 def kid(real: torch.Tensor, fake: torch.Tensor, seed: int = 0) -> tuple[float, float]:
     """KID's mean and std over random subsets (seeded, so repeated evaluations agree)."""
     _check_sizes(real, fake)
@@ -56,7 +61,7 @@ def kid(real: torch.Tensor, fake: torch.Tensor, seed: int = 0) -> tuple[float, f
     with warnings.catch_warnings():  # it warns that KID keeps every feature: here they are already in memory
         warnings.simplefilter("ignore", UserWarning)
         metric = KernelInceptionDistance(feature=_Precomputed(real.shape[1]), subsets=KID_SUBSETS,
-                                         subset_size=kid_subset_size(min(len(real), len(fake))))
+                                         subset_size=kid_subset_size(min(len(real), len(fake))), **_LOCAL)
     metric.update(real.double(), real=True)
     metric.update(fake.double(), real=False)
     with torch.random.fork_rng(devices=[]):  # KID draws its subsets from the global generator
@@ -70,7 +75,7 @@ def fid_kid(real: torch.Tensor, fake: torch.Tensor, seed: int = 0) -> dict[str, 
     _check_sizes(real, fake)
     from torchmetrics.image.fid import FrechetInceptionDistance
 
-    fid = FrechetInceptionDistance(feature=_Precomputed(real.shape[1]))
+    fid = FrechetInceptionDistance(feature=_Precomputed(real.shape[1]), **_LOCAL)
     fid.update(real.double(), real=True)
     fid.update(fake.double(), real=False)
     kid_mean, kid_std = kid(real, fake, seed)

@@ -14,9 +14,11 @@ from torch import nn
 
 from gan import device as devices
 from gan.augment import AugmentProbability, augment
-from gan.checkpoint import Checkpoint, list_checkpoints, new_run_dir, save_best, save_checkpoint, save_config
+from gan.checkpoint import (Checkpoint, RunLock, list_checkpoints, new_run_dir, save_best, save_checkpoint,
+                            save_config)
 from gan.config import RunConfig, parse_policy, shape_differences, to_dict
 from gan.data import ImageDataset, RealBatches, load_dataset
+from gan.distributed import SINGLE, Ranks
 from gan.errors import GanError
 from gan.evaluate import best_score_so_far, training_evaluator
 from gan.judge import run_judge
@@ -66,8 +68,12 @@ class Loop:
     """Everything a training step reads and advances, and so everything a checkpoint must hold."""
 
     nets: Networks
-    G: nn.Module  # nets.G / nets.D, or their compiled versions
-    D: nn.Module
+    # nets.G and nets.D as training calls them: compiled, and with several processes under DDP
+    G: nn.Module
+    D: nn.Module  # for D's step
+    D_penalised: nn.Module  # for D's steps with a gradient penalty, whose double backward compiled code cannot take
+    D_for_G: nn.Module  # for G's step, which needs no gradients for D (so no DDP)
+    ranks: Ranks
     batches: RealBatches
     noise: torch.Generator  # CPU: the same noise on every device
     augment_generator: torch.Generator  # on the training device, where augmentation runs
@@ -99,25 +105,30 @@ def build_networks(cfg: RunConfig, device: torch.device) -> Networks:
     return Networks(G, D, G_ema, opt_G, opt_D, d_trainable, layout)
 
 
-def build_loop(cfg: RunConfig, dataset: ImageDataset, device: torch.device) -> Loop:
+def build_loop(cfg: RunConfig, dataset: ImageDataset, device: torch.device, ranks: Ranks = SINGLE) -> Loop:
     """A fresh training state for `cfg` (resolved against `dataset`): networks, batches and random streams."""
     t = cfg.train
     nets = build_networks(cfg, device)
     adaptive = t.augment_p == "auto"
+    D_synced = ranks.wrap(nets.D)
+    D = devices.maybe_compile(D_synced, t.compile, device, t.compile_mode)
     return Loop(
         nets=nets,
-        G=devices.maybe_compile(nets.G, t.compile, device),
-        D=devices.maybe_compile(nets.D, t.compile, device),
+        G=devices.maybe_compile(ranks.wrap(nets.G), t.compile, device, t.compile_mode),
+        D=D,
+        D_penalised=D_synced,
+        D_for_G=D if ranks.processes == 1 else devices.maybe_compile(nets.D, t.compile, device, t.compile_mode),
+        ranks=ranks,
         batches=RealBatches(dataset, t.batch_size, cfg.data.mirror, cfg.data.class_balance,
-                            seeded(t.seed, _DATA_STREAM), device),
+                            seeded(t.seed, _DATA_STREAM), device, ranks.share),
         noise=seeded(t.seed, _NOISE_STREAM),
         augment_generator=seeded(t.seed, _AUGMENT_STREAM, device),
         augment_p=AugmentProbability(0.0 if adaptive else float(t.augment_p), adaptive, t.augment_target,
-                                     t.batch_size, device),
+                                     t.batch_size, device, average=ranks.average),
         policy=parse_policy(t.augment),
         r1=torch.zeros((), device=device),
         r2=torch.zeros((), device=device),
-        lecam=LeCam(device),
+        lecam=LeCam(device, average=ranks.average),
     )
 
 
@@ -175,14 +186,17 @@ def _restore(checkpoint: Checkpoint, loop: Loop, cfg: RunConfig, log: Callable[[
 def train_step(loop: Loop, cfg: RunConfig, device: torch.device, amp: torch.dtype | None, step: int) -> torch.Tensor:
     """One discriminator step and one generator step on the same fakes; returns STATS as a device tensor."""
     nets, G, D, t = loop.nets, loop.G, loop.D, cfg.train
+    if devices.replays_cuda_graphs(device, t.compile, t.compile_mode):
+        torch.compiler.cudagraph_mark_step_begin()  # the last step's graph outputs are no longer read
     d_loss, g_loss = LOSSES[t.loss]
     real, labels = next(loop.batches)
     labels = labels if nets.G.num_classes else None  # fakes are drawn for the same classes as the reals
     real = devices.as_layout(real, nets.channels_last)
-    z = devices.upload(torch.randn(real.shape[0], cfg.model.z_dim, generator=loop.noise), device)
+    all_z = torch.randn(t.batch_size, cfg.model.z_dim, generator=loop.noise)  # the whole batch's, as for the reals
+    z = devices.upload(all_z[loop.batches.rows], device)
 
     def seen_by_D(images: torch.Tensor) -> torch.Tensor:
-        return augment(images, loop.policy, loop.augment_p.p, loop.augment_generator)
+        return augment(images, loop.policy, loop.augment_p.p, loop.augment_generator, loop.ranks.share)
 
     penalty_step = step % t.r1_every == 0
     r1_step, r2_step = t.r1_gamma > 0 and penalty_step, t.r2_gamma > 0 and penalty_step
@@ -191,10 +205,9 @@ def train_step(loop: Loop, cfg: RunConfig, device: torch.device, amp: torch.dtyp
     with devices.autocast(device, amp):
         fake = G(z, labels)  # (B, C, R, R)
         fake_for_D = fake.detach().requires_grad_(r2_step)
-        # A compiled D cannot take the double backward of a gradient penalty: those steps use the plain module.
-        real_out = (nets.D if r1_step else D)(seen_by_D(real), labels, classes=class_term)
+        real_out = (loop.D_penalised if r1_step else D)(seen_by_D(real), labels, classes=class_term)
         real_logits = (real_out[0] if class_term else real_out).float()
-        fake_logits = (nets.D if r2_step else D)(seen_by_D(fake_for_D), labels).float()
+        fake_logits = (loop.D_penalised if r2_step else D)(seen_by_D(fake_for_D), labels).float()
         loss_D = d_loss(real_logits, fake_logits)
     regularised = loss_D
     class_loss = torch.zeros((), device=device)
@@ -219,9 +232,9 @@ def train_step(loop: Loop, cfg: RunConfig, device: torch.device, amp: torch.dtyp
 
     nets.D.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
     with devices.autocast(device, amp):
-        fake_out = D(seen_by_D(fake), labels, classes=class_term)
+        fake_out = loop.D_for_G(seen_by_D(fake), labels, classes=class_term)
         # A paired loss scores each fake against a real image, as judged by the D of this step.
-        real_now = D(seen_by_D(real.detach()), labels).float() if t.loss in PAIRED else None
+        real_now = loop.D_for_G(seen_by_D(real.detach()), labels).float() if t.loss in PAIRED else None
         loss_G = g_loss((fake_out[0] if class_term else fake_out).float(), real_now)
         if class_term:  # ... and G to make images D puts in their class
             loss_G = loss_G + t.class_weight * F.cross_entropy(fake_out[1].float(), labels)
@@ -282,18 +295,39 @@ def _check_resumable(checkpoint: Checkpoint, cfg: RunConfig) -> None:
         )
 
 
-def _run_folder(cfg: RunConfig, resume: Checkpoint | None, log) -> Path:
-    """A resume continues in its run folder when it starts from that run's newest checkpoint; a resume from an
-    older or a stray checkpoint gets a new folder, so it never overwrites or mixes with later work."""
-    if resume:
-        folder = resume.path.parent
-        saved = list_checkpoints(folder)
-        if (folder / "config.json").exists() and saved and saved[-1].resolve() == resume.path.resolve():
-            return folder
+def _continues_its_run(resume: Checkpoint) -> bool:
+    folder = resume.path.parent
+    saved = list_checkpoints(folder)
+    return (folder / "config.json").exists() and bool(saved) and saved[-1].resolve() == resume.path.resolve()
+
+
+def _claim_run_folder(cfg: RunConfig, resume: Checkpoint | None, log) -> tuple[Path, RunLock]:
+    """The run folder, locked for this process. A resume continues in its run folder when it starts from that
+    run's newest checkpoint; a resume from an older or a stray checkpoint gets a new folder, so it never
+    overwrites or mixes with later work."""
+    if resume and _continues_its_run(resume):
+        lock = RunLock(resume.path.parent)
+        if _continues_its_run(resume):  # still, now that no other process can write it
+            return resume.path.parent, lock
+        lock.release()
     run_dir = new_run_dir(cfg.train.out, cfg.train.name or Path(cfg.data.path).name)
     if resume:
         log(f"{resume.path} is not the newest checkpoint of its run: continuing in a new run folder {run_dir}")
-    return run_dir
+    return run_dir, RunLock(run_dir)
+
+
+def _shared_run_folder(cfg: RunConfig, resume: Checkpoint | None, log, ranks: Ranks) -> tuple[Path, RunLock | None]:
+    """The first process claims the folder; the others learn which (or its error, so that all of them stop)."""
+    claimed, lock = None, None
+    if ranks.main:
+        try:
+            claimed, lock = _claim_run_folder(cfg, resume, log)
+        except GanError as error:
+            claimed = error
+    claimed = ranks.broadcast(claimed)
+    if isinstance(claimed, GanError):
+        raise claimed
+    return Path(claimed), lock
 
 
 def _grid_inputs(cfg: RunConfig, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -362,18 +396,34 @@ def _describe(cfg: RunConfig) -> str:
             f"{''.join(', ' + r for r in regularisers)}{best}")
 
 
-def train(cfg: RunConfig, resume: Checkpoint | None = None, log: Callable[[str], None] = print) -> TrainResult:
-    """Train a new run (or carry `resume` on) to `cfg.train.steps`, writing everything into the run folder."""
+def _check_processes(cfg: RunConfig, ranks: Ranks) -> None:
+    if cfg.train.batch_size % ranks.processes:
+        raise GanError(f"--batch-size {cfg.train.batch_size} (the whole batch, over all processes) does not split "
+                       f"evenly over {ranks.processes} processes: give a multiple of {ranks.processes}")
+
+
+def _quiet(text: str) -> None:
+    """What the processes other than the first print: nothing (the first speaks for all)."""
+
+
+def train(cfg: RunConfig, resume: Checkpoint | None = None, log: Callable[[str], None] = print,
+          ranks: Ranks = SINGLE) -> TrainResult:
+    """Train a new run (or carry `resume` on) to `cfg.train.steps`, writing everything into the run folder.
+
+    Under torchrun, every process calls this with the same arguments and its `ranks`; only the first writes."""
+    log = log if ranks.main else _quiet
     cfg.validate()
+    _check_processes(cfg, ranks)
     if resume:
         _check_resumable(resume, cfg)
-    device = devices.pick_device(cfg.train.device)
+    device = torch.device(ranks.device) if ranks.processes > 1 else devices.pick_device(cfg.train.device)
     amp = devices.autocast_dtype(device, cfg.train.precision)
-    dataset = load_dataset(cfg.data, log)
+    with ranks.main_first():  # the first decodes the images and fills the cache; the others read it
+        dataset = load_dataset(cfg.data, log)
     record_dataset(cfg, dataset, resume, log)
 
     t = cfg.train
-    loop = build_loop(cfg, dataset, device)
+    loop = build_loop(cfg, dataset, device, ranks)
     nets = loop.nets
     start = 0
     if resume:
@@ -381,13 +431,26 @@ def train(cfg: RunConfig, resume: Checkpoint | None = None, log: Callable[[str],
         start = resume.step
     elif t.init_from:
         start_from({"G": nets.G, "D": nets.D, "G_ema": nets.G_ema}, load_source(t.init_from), cfg, log)
-    evaluator = training_evaluator(cfg, dataset, device, log)  # before the run folder: a bad features file fails early
+    evaluator = training_evaluator(cfg, dataset, device, log, ranks)  # before the run folder: a bad file fails early
     # Only now, with everything checked, does the run touch its folder.
-    run_dir = _run_folder(cfg, resume, log)
-    best_score = best_score_so_far(run_dir, evaluator, t.best_by, log) if evaluator else math.inf
-    save_config(run_dir, cfg)
+    run_dir, lock = _shared_run_folder(cfg, resume, log, ranks)
+    try:
+        return _train_in(run_dir, cfg, loop, dataset, evaluator, start, resume, device, amp, log)
+    finally:
+        if lock:
+            lock.release()
+
+
+def _train_in(run_dir: Path, cfg: RunConfig, loop: Loop, dataset: ImageDataset, evaluator, start: int,
+              resume: Checkpoint | None, device: torch.device, amp, log) -> TrainResult:
+    t, nets, ranks = cfg.train, loop.nets, loop.ranks
+    best_score = best_score_so_far(run_dir, evaluator, t.best_by, log) if evaluator and ranks.main else math.inf
+    if ranks.main:
+        save_config(run_dir, cfg)
     resuming = f", resuming {resume.path.name} at step {start}" if resume else ""
     log(f"run folder: {run_dir}  (device {device}, {'bf16 autocast' if amp else 'fp32'}{resuming})")
+    if ranks.processes > 1:
+        log(f"{ranks.processes} processes: batch {t.batch_size} in all, {t.batch_size // ranks.processes} on each")
     log(_describe(cfg))
 
     grid_z, grid_labels = _grid_inputs(cfg, device)
@@ -412,7 +475,9 @@ def train(cfg: RunConfig, resume: Checkpoint | None = None, log: Callable[[str],
     def evaluate(step: int) -> None:
         nonlocal best_score
         refresh_ema_stats(step)
-        scores = evaluator.evaluate(nets.G_ema)
+        scores = evaluator.evaluate(nets.G_ema)  # every process makes its share of the samples
+        if not ranks.main:
+            return
         note = ""
         if scores[t.best_by] < best_score:
             best_score = scores[t.best_by]
@@ -425,7 +490,8 @@ def train(cfg: RunConfig, resume: Checkpoint | None = None, log: Callable[[str],
         tracker.restart_clock()
 
     def flush(window: list[torch.Tensor], step: int) -> None:
-        values = torch.stack(window).cpu()  # (steps, len(STATS)); the only host sync, every log_every steps
+        # (steps, len(STATS)), averaged over the processes, so that all of them see a non-finite loss
+        values = ranks.average(torch.stack(window)).cpu()  # the only host sync, every log_every steps
         finite = torch.isfinite(values).all(1)
         if not finite.all():
             bad_step = step - len(window) + 1 + int((~finite).nonzero()[0])
@@ -435,33 +501,38 @@ def train(cfg: RunConfig, resume: Checkpoint | None = None, log: Callable[[str],
                 f"the loss became non-finite (NaN or inf) at step {bad_step}; stopping. {last_good}. "
                 f"Resume it with lower learning rates (--d-lr, --g-lr) or --precision fp32."
             )
-        stats = {name: value for name, value in zip(STATS, values.mean(0).tolist()) if name in reported}
-        tracker.scalars(step, {**stats, "LR/G": cfg.train.g_lr, "LR/D": cfg.train.d_lr})
+        if ranks.main:
+            stats = {name: value for name, value in zip(STATS, values.mean(0).tolist()) if name in reported}
+            tracker.scalars(step, {**stats, "LR/G": cfg.train.g_lr, "LR/D": cfg.train.d_lr})
         window.clear()
 
     reported = _reported_stats(cfg, loop.policy)
-    tracker = Tracker(run_dir, cfg.train.steps, start, cfg.train.batch_size, cfg.train.tensorboard, log)
-    if evaluator and cfg.num_classes:  # trained at the first evaluation from the images in memory, kept in the run
+    tracker = Tracker(run_dir, t.steps, start, t.batch_size, t.tensorboard, log) if ranks.main else None
+    if evaluator and cfg.num_classes and ranks.main:  # trained at the first evaluation, kept in the run
         evaluator.make_judge = lambda: run_judge(run_dir, cfg, lambda: dataset, device, tracker.message)
     step, checkpoint, window = start, None, []
     try:
-        if not (run_dir / "reals.png").exists():
+        if ranks.main and not (run_dir / "reals.png").exists():
             tracker.images("Samples/reals", _reals_grid(dataset, cfg), start, "reals.png")
-        if start == 0:
+        if start == 0 and ranks.main:
             save_grid(0)
-        tracker.restart_clock()
+        if tracker:
+            tracker.restart_clock()
         with StopSignals() as stop:
             for step in range(start + 1, t.steps + 1):
                 window.append(train_step(loop, cfg, device, amp, step))
-                stopping = stop.requested  # read once: a signal arriving mid-save is handled after the next step
-                if stopping:
+                # Read once (a signal arriving mid-save is handled after the next step). Processes agree on it at
+                # the host syncs they share, every --log-every steps: agreeing every step would sync every step.
+                stopping = stop.requested if ranks.processes == 1 else (
+                    step % t.log_every == 0 and ranks.any(stop.requested))
+                if stopping and tracker:
                     tracker.message(f"stopping at step {step}: saving a checkpoint (Ctrl-C again aborts)")
                 last = step == t.steps or stopping
                 if last or step % t.log_every == 0 or step % t.checkpoint_every == 0:
                     flush(window, step)
-                if last or step % t.image_every == 0:
+                if ranks.main and (last or step % t.image_every == 0):
                     save_grid(step)
-                if last or step % t.checkpoint_every == 0:
+                if ranks.main and (last or step % t.checkpoint_every == 0):
                     checkpoint = save(step)
                 # After the checkpoint, so that a failing evaluation never costs training steps.
                 if evaluator and not stopping and (step == t.steps or step % t.eval_every == 0):
@@ -469,7 +540,8 @@ def train(cfg: RunConfig, resume: Checkpoint | None = None, log: Callable[[str],
                 if stopping:
                     break
     finally:
-        tracker.close()
+        if tracker:
+            tracker.close()
     interrupted = step < t.steps
     if interrupted:
         log(f"stopped at step {step}; checkpoint {checkpoint}. Continue with: gan train --resume {run_dir}")

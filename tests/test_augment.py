@@ -89,3 +89,14 @@ def test_every_operation_allows_the_double_backward_of_r1():
     penalty = r1_penalty((seen * weights).sum((1, 2, 3)), x)
     penalty.backward()  # needs a derivative of every operation's backward (grid_sample has none)
     assert weights.grad is not None and weights.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("processes", [2, 4])
+def test_each_process_augments_its_share_as_the_whole_batch_would(processes):
+    x, policy, p = images(batch=8), parse_policy("translation,cutout,color,flip"), torch.tensor(0.5)
+    whole = augment(x, policy, p, torch.Generator().manual_seed(3))
+    size = len(x) // processes
+    for rank in range(processes):
+        part = x[rank * size:(rank + 1) * size]
+        mine = augment(part, policy, p, torch.Generator().manual_seed(3), share=(rank, processes))
+        assert torch.equal(mine, whole[rank * size:(rank + 1) * size])

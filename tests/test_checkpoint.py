@@ -1,7 +1,9 @@
+import os
+
 import pytest
 import torch
 
-from gan.checkpoint import list_checkpoints, load_checkpoint, new_run_dir, save_checkpoint
+from gan.checkpoint import RunLock, list_checkpoints, load_checkpoint, new_run_dir, newest_run, save_checkpoint
 from gan.errors import GanError
 
 
@@ -89,3 +91,19 @@ def test_an_older_checkpoint_loads_and_resumes_as_the_run_it_was(tmp_path, class
     resumed = old.saved_config()
     resumed.train.steps = 4
     assert train(resumed, resume=old, log=lambda _: None).step == 4
+
+
+def test_a_run_folder_has_one_writer_at_a_time(tmp_path):
+    lock = RunLock(tmp_path)
+    with pytest.raises(GanError, match=rf"{tmp_path} is being trained by another process \(PID {os.getpid()}\)"):
+        RunLock(tmp_path)
+    lock.release()
+    RunLock(tmp_path).release()
+
+
+def test_newest_run_is_the_highest_numbered_of_that_name(tmp_path):
+    assert newest_run(str(tmp_path / "missing"), "job") is None
+    for name in ("00000-job", "00001-other", "00002-job", "00003-jobs"):
+        (tmp_path / name).mkdir()
+    assert newest_run(str(tmp_path), "job") == tmp_path / "00002-job"
+    assert newest_run(str(tmp_path), "a b") is None

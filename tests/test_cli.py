@@ -56,6 +56,20 @@ def test_resume_refuses_a_new_model_shape(flat_folder, tmp_path, capsys):
     assert err.startswith("error: cannot resume") and "--g-channels 8 in the checkpoint, 16 now" in err
 
 
+def test_resume_auto_starts_the_named_run_then_carries_it_on(flat_folder, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    command = ["train", "--resume", "auto", "--data", str(flat_folder), *TINY_FLAGS, "--out", str(runs),
+               "--name", "job", "--eval-every", "0"]
+    assert main([*command, "--steps", "2"]) == 0
+    assert main([*command, "--steps", "4"]) == 0  # the same command, as a restart repeats it
+    assert [p.name for p in runs.iterdir()] == ["00000-job"]
+    assert "resuming checkpoint-0000002.pt at step 2" in capsys.readouterr().out
+    assert main([*command, "--steps", "4"]) == 1
+    assert "is already at step 4" in capsys.readouterr().err
+    assert main(["train", "--resume", "auto", "--out", str(runs)]) == 1
+    assert capsys.readouterr().err == "error: --resume auto needs --name NAME (or --data DIR) to know which run to continue\n"
+
+
 def test_dry_run_prints_the_resolved_config(flat_folder, tmp_path, capsys):
     assert main(["train", "--data", str(flat_folder), "--steps", "7", "--no-tensorboard", "--dry-run"]) == 0
     cfg = json.loads(capsys.readouterr().out)
@@ -99,6 +113,8 @@ def test_help_lists_every_flag_with_its_default(capsys):
         (["train", "--data", "x", "--r2-gamma", "-1"], "error: --r2-gamma must be 0 (off) or positive"),
         (["train", "--data", "x", "--gamma-final", "2"], "error: --gamma-final must be in [0, 1]"),
         (["train", "--data", "x", "--freeze-d", "-1"], "error: --freeze-d must be 0 or more"),
+        (["train", "--data", "x", "--compile-mode", "reduce-overhead"],
+         "error: --compile-mode reduce-overhead takes effect with --compile: add --compile"),
     ],
 )
 def test_bad_input_gives_one_clear_line(argv, message, capsys):

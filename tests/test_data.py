@@ -994,3 +994,18 @@ def test_class_balance_draws_every_class_equally_often(tmp_path):
     plain = RealBatches(dataset, 33, False, False, torch.Generator().manual_seed(0), torch.device("cpu"))
     _, labels = next(plain)
     assert (labels == dataset.class_names.index("few")).sum().item() == 3  # one epoch: each image once
+
+
+@pytest.mark.parametrize("class_balance", [False, True])
+def test_the_processes_shares_of_a_batch_make_up_the_whole_batch(class_balance):
+    dataset = numbered_dataset(10)
+
+    def drawn(share):
+        real = RealBatches(dataset, 6, True, class_balance, torch.Generator().manual_seed(0), torch.device("cpu"),
+                           share)
+        return [next(real) for _ in range(3)]  # 18 draws of 10 images: an epoch boundary inside a batch
+
+    whole, parts = drawn((0, 1)), [drawn((rank, 2)) for rank in range(2)]
+    for step, (images, labels) in enumerate(whole):
+        assert torch.equal(torch.cat([part[step][0] for part in parts]), images)
+        assert torch.equal(torch.cat([part[step][1] for part in parts]), labels)

@@ -9,6 +9,7 @@ import torch
 import gan.train as train_module
 from conftest import stats_records, tiny_config, write_images
 from gan.checkpoint import list_checkpoints, load_checkpoint
+from gan.distributed import Ranks
 from gan.errors import GanError
 from gan.train import TrainingDiverged, train
 
@@ -398,3 +399,10 @@ def test_cuda_training_steps_never_wait_for_the_gpu(tmp_path):
     finally:
         torch.cuda.set_sync_debug_mode(0)
     assert torch.isfinite(torch.stack(stats)).all()
+
+
+def test_the_batch_must_split_evenly_over_the_processes(flat_folder, tmp_path):
+    with pytest.raises(GanError, match=r"--batch-size 8 \(the whole batch, over all processes\) does not split "
+                                       r"evenly over 3 processes: give a multiple of 3"):
+        train_module.train(tiny_config(flat_folder, tmp_path / "runs"), ranks=Ranks(rank=0, processes=3))
+    assert not (tmp_path / "runs").exists()
