@@ -183,3 +183,18 @@ def test_a_second_writer_is_refused_until_the_first_dies(tmp_path):
     first.communicate(timeout=60)
     _finish(_launch([sys.executable, "scripts/train.py", "--resume", str(run), "--steps", "4"], cache))
     assert load_checkpoint(str(run)).step == 4
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="finds torchrun's workers through /proc (Linux)")
+def test_a_signal_to_one_process_stops_them_all_with_a_checkpoint(tmp_path):
+    data, runs, cache = tmp_path / "data", tmp_path / "runs", tmp_path / "cache"
+    write_images(data, 16)
+    proc = _launch([*TORCHRUN, "--nproc-per-node", "2", "scripts/train.py", "--data", str(data), *TINY_FLAGS,
+                    "--out", str(runs), "--steps", "100000", "--checkpoint-every", "100000", "--log-every", "5",
+                    "--image-every", "100000", "--eval-every", "0", "--no-tensorboard"], cache)
+    run = runs / "00000-data"
+    _wait_for(lambda: (run / "stats.jsonl").exists() and stats_records(run))
+    os.kill(_children(proc.pid)[1], signal.SIGTERM)  # the second process only: the first must hear of it
+    out, _ = _finish(proc)
+    step = load_checkpoint(str(run)).step
+    assert step % 5 == 0 and f"stopped at step {step}" in out
