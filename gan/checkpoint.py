@@ -84,6 +84,10 @@ class RunLock:
             self.file.close()
             raise GanError(f"{run_dir} is being trained by another process (PID {holder}): two writers would replace "
                            f"each other's checkpoints. Wait for it to finish or stop it, then resume") from None
+        except OSError as error:  # some network filesystems refuse locks
+            self.file.close()
+            raise GanError(f"cannot lock {run_dir / LOCK} ({error.strerror}): put --out on a filesystem that "
+                           f"supports file locks") from None
         self.file.truncate(0)
         self.file.write(f"{os.getpid()}\n")
         self.file.flush()

@@ -74,7 +74,7 @@ def _resumed(args: argparse.Namespace):
         return load_checkpoint(args.resume) if args.resume else None
     flags = RunConfig()
     apply_flags(flags, args)
-    name = flags.train.name or Path(flags.data.path).name
+    name = flags.train.name or (Path(flags.data.path).expanduser().resolve().name if flags.data.path else "")
     if not name:
         raise GanError("--resume auto needs --name NAME (or --data DIR) to know which run to continue")
     run = newest_run(flags.train.out, name)
@@ -98,6 +98,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg.validate()
         print(json.dumps(to_dict(cfg), indent=2))
         return 0
+    if args.resume == "auto" and checkpoint and checkpoint.step >= cfg.train.steps:
+        print(f"{checkpoint.path.parent} is already at step {checkpoint.step} of {cfg.train.steps}: nothing to do")
+        return 0  # the job is done: a restarted or requeued command must not fail on it
     with joined(cfg.train.device) as ranks:
         result = train(cfg, resume=checkpoint, ranks=ranks)
     if ranks.main and not result.interrupted:

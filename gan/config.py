@@ -196,7 +196,8 @@ class TrainConfig:
                 raise GanError(f"{flag_name(name)} must be positive, got {getattr(self, name)}")
         check_seed(self.seed)
         if self.compile_mode != "default" and not self.compile:
-            raise GanError(f"--compile-mode {self.compile_mode} takes effect with --compile: add --compile")
+            raise GanError(f"--compile-mode {self.compile_mode} takes effect with --compile: add --compile, or pass "
+                           f"--compile-mode default")
         for name in ("beta1", "beta2", "ema_decay", "augment_target"):
             if not 0 <= getattr(self, name) < 1:
                 raise GanError(f"{flag_name(name)} must be in [0, 1), got {getattr(self, name)}")

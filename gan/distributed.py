@@ -22,7 +22,8 @@ from torch.nn.parallel import DistributedDataParallel
 from gan.device import pick_device
 from gan.errors import GanError
 
-# torch 2.14 renamed the option (the old name warns); both still sync buffers once, at the start, which is harmless.
+# torch 2.13 renamed the option (the old name warns since); buffers start the same everywhere (from --seed or the
+# checkpoint), so whether they are synced once at the start does not matter.
 _NO_BUFFER_SYNC = ({"forward_sync_buffers": False} if "forward_sync_buffers" in
                    inspect.signature(DistributedDataParallel).parameters else {"broadcast_buffers": False})
 # Others wait while the first process scores an evaluation alone (its first one also trains the judge).
@@ -67,13 +68,13 @@ class Ranks:
         dist.all_reduce(vote, op=dist.ReduceOp.MAX)
         return bool(vote.item())
 
-    def gather(self, part: torch.Tensor) -> torch.Tensor:
-        """Every process's `part`, concatenated in rank order (on the CPU)."""
+    def gather(self, part: torch.Tensor) -> torch.Tensor | None:
+        """Every process's `part`, concatenated in rank order on the first process (on the CPU); None elsewhere."""
         if self.processes == 1:
             return part
-        parts: list = [None] * self.processes
-        dist.all_gather_object(parts, part.cpu())
-        return torch.cat(parts)
+        parts: list | None = [None] * self.processes if self.main else None
+        dist.gather_object(part.cpu(), parts, dst=0)
+        return torch.cat(parts) if self.main else None
 
     def broadcast(self, value):
         """The first process's `value`, on every process (any picklable object)."""

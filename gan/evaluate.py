@@ -120,9 +120,9 @@ class Evaluator:
         scores them all (the others get None)."""
         ranks = self.ranks
         part = self.samples(G, ranks.rows(len(self.seeds)))
-        fake = ranks.gather(self.features(part))
-        samples = Samples(ranks.gather(part.images), ranks.gather(part.labels) if part.labels is not None else None, self.seeds)
-        return self.score(fake, samples) if ranks.main else None
+        fake, images = ranks.gather(self.features(part)), ranks.gather(part.images)
+        labels = ranks.gather(part.labels) if part.labels is not None else None
+        return self.score(fake, Samples(images, labels, self.seeds)) if ranks.main else None
 
 
 def training_evaluator(cfg: RunConfig, dataset: ImageDataset, device: torch.device, log,

@@ -322,8 +322,8 @@ def _shared_run_folder(cfg: RunConfig, resume: Checkpoint | None, log, ranks: Ra
     if ranks.main:
         try:
             claimed, lock = _claim_run_folder(cfg, resume, log)
-        except GanError as error:
-            claimed = error
+        except Exception as error:  # any: the others wait for word, and must stop too
+            claimed = error if isinstance(error, GanError) else GanError(f"cannot claim the run folder: {error}")
     claimed = ranks.broadcast(claimed)
     if isinstance(claimed, GanError):
         raise claimed
@@ -396,10 +396,21 @@ def _describe(cfg: RunConfig) -> str:
             f"{''.join(', ' + r for r in regularisers)}{best}")
 
 
-def _check_processes(cfg: RunConfig, ranks: Ranks) -> None:
-    if cfg.train.batch_size % ranks.processes:
-        raise GanError(f"--batch-size {cfg.train.batch_size} (the whole batch, over all processes) does not split "
+def _check_processes(cfg: RunConfig, ranks: Ranks, resume: Checkpoint | None) -> None:
+    t = cfg.train
+    if t.batch_size % ranks.processes:
+        raise GanError(f"--batch-size {t.batch_size} (the whole batch, over all processes) does not split "
                        f"evenly over {ranks.processes} processes: give a multiple of {ranks.processes}")
+    if t.eval_every and 0 < t.eval_count < ranks.processes:
+        raise GanError(f"--eval-count {t.eval_count} is fewer samples than the {ranks.processes} processes that "
+                       f"share them: give at least {ranks.processes}, or 0 (auto)")
+    # Each process found its checkpoint on its own (a folder not shared between machines, or a checkpoint written
+    # in between, would start them from different states).
+    mine = (str(resume.path.resolve()), resume.step) if resume else None
+    first = ranks.broadcast(mine)
+    if ranks.any(mine != first):
+        raise GanError(f"the training processes would start from different checkpoints ({first} on the first): "
+                       f"put --out on a filesystem every machine shares, and run one job per run folder")
 
 
 def _quiet(text: str) -> None:
@@ -413,7 +424,7 @@ def train(cfg: RunConfig, resume: Checkpoint | None = None, log: Callable[[str],
     Under torchrun, every process calls this with the same arguments and its `ranks`; only the first writes."""
     log = log if ranks.main else _quiet
     cfg.validate()
-    _check_processes(cfg, ranks)
+    _check_processes(cfg, ranks, resume)
     if resume:
         _check_resumable(resume, cfg)
     device = torch.device(ranks.device) if ranks.processes > 1 else devices.pick_device(cfg.train.device)

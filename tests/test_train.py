@@ -406,3 +406,10 @@ def test_the_batch_must_split_evenly_over_the_processes(flat_folder, tmp_path):
                                        r"evenly over 3 processes: give a multiple of 3"):
         train_module.train(tiny_config(flat_folder, tmp_path / "runs"), ranks=Ranks(rank=0, processes=3))
     assert not (tmp_path / "runs").exists()
+
+
+def test_every_process_needs_a_share_of_the_evaluation_samples(flat_folder, tmp_path):
+    cfg = tiny_config(flat_folder, tmp_path / "runs")
+    cfg.train.eval_count = 2
+    with pytest.raises(GanError, match=r"--eval-count 2 is fewer samples than the 4 processes that share them"):
+        train_module.train(cfg, ranks=Ranks(rank=0, processes=4))
