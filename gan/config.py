@@ -21,6 +21,16 @@ CLASSICAL_OPS = ("rotate", "crop", "blur", "scale", "translate", "flip", "bright
 MAX_SEED = 2**60  # torch generators take 64-bit seeds; training derives a few streams from one seed
 
 
+def reject_non_finite(cfg) -> None:
+    """Every float setting must be a number: NaN and inf pass every range check written as a comparison."""
+    for field in dataclasses.fields(cfg):
+        value = getattr(cfg, field.name)
+        if dataclasses.is_dataclass(value):
+            reject_non_finite(value)
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise GanError(f"{field.metadata.get('flag') or flag_name(field.name)} must be a finite number, got {value}")
+
+
 def flag_name(name: str) -> str:
     """The command-line flag of a config field: z_dim -> --z-dim."""
     return "--" + name.replace("_", "-")
@@ -101,7 +111,7 @@ class DataConfig:
         if self.max_pixels < 1:
             raise GanError(f"--max-pixels must be positive, got {self.max_pixels}")
         check_workers(self.workers)
-        if not self.ram_limit_gb >= 0:  # also refuses NaN
+        if self.ram_limit_gb < 0:
             raise GanError(f"--ram-limit-gb must be 0 (always memory-map) or more, got {self.ram_limit_gb}")
         try:
             ImageColor.getrgb(self.background)
@@ -202,8 +212,10 @@ class TrainConfig:
             if not 0 <= getattr(self, name) < 1:
                 raise GanError(f"{flag_name(name)} must be in [0, 1), got {getattr(self, name)}")
         for name in ("r1_gamma", "r2_gamma", "lecam_weight", "class_weight"):
-            if not 0 <= getattr(self, name) < math.inf:  # also refuses NaN
+            if getattr(self, name) < 0:
                 raise GanError(f"{flag_name(name)} must be 0 (off) or positive, got {getattr(self, name)}")
+        if not self.augment.strip():
+            raise GanError("--augment is empty: name operations (translation,cutout,color,flip), or none, or auto")
         if self.augment != "auto":
             try:
                 parse_policy(self.augment)
@@ -241,6 +253,7 @@ class RunConfig:
     metrics: FeatureConfig = field(default_factory=FeatureConfig)
 
     def validate(self) -> None:
+        reject_non_finite(self)
         self.data.validate()
         self.model.validate()
         self.train.validate()
@@ -271,7 +284,7 @@ MIN_TRUNCATION = 0.05  # below this, redrawing until every coordinate fits would
 
 
 def check_truncation(truncation: float) -> None:
-    if not (truncation == 0 or MIN_TRUNCATION <= truncation < math.inf):
+    if not (truncation == 0 or truncation >= MIN_TRUNCATION):
         raise GanError(f"--truncation must be 0 (off) or a number of at least {MIN_TRUNCATION} (BigGAN: 0.5 to 2), "
                        f"got {truncation}")
 
@@ -312,6 +325,7 @@ class SampleConfig:
                                    "kept by --label-filter")
 
     def validate(self) -> None:
+        reject_non_finite(self)
         validate_source(self.run, self.checkpoint)
         if not self.out:
             raise GanError("--out is required: the folder to write the synthetic images into")
@@ -343,6 +357,7 @@ class EvalConfig:
     device: str = option("auto", "where to evaluate: auto picks cuda, then mps, then cpu", ("auto", "cuda", "mps", "cpu"))
 
     def validate(self) -> None:
+        reject_non_finite(self)
         validate_source(self.run, self.checkpoint)
         if self.count < 0 or self.count == 1:
             raise GanError(f"--count must be 0 (the run's) or 2 or more, got {self.count}")
@@ -375,6 +390,7 @@ class AugmentConfig:
     workers: int = option(0, "threads that read, augment and write images (0: one per CPU core)")
 
     def validate(self) -> None:
+        reject_non_finite(self)
         if not self.data:
             raise GanError("--data is required: the folder of images to make variants of")
         if not self.out:
@@ -404,6 +420,7 @@ class ValueConfig:
     overwrite: bool = option(False, "allow writing the report into a folder that already holds files")
 
     def validate(self) -> None:
+        reject_non_finite(self)
         for flag, value in (("--train", self.train), ("--test", self.test), ("--out", self.out)):
             if not value:
                 raise GanError(f"{flag} is required (gan value --train DIR --test DIR --out DIR)")

@@ -216,6 +216,21 @@ def _report_rejections(result: ExportResult, cfg: SampleConfig, planned: int, lo
             f"or turn the checks off (--no-label-filter, no --reject-copies)")
 
 
+def _grid_file(cfg: SampleConfig) -> Path | None:
+    """--grid, refused where it would replace a file unasked or land among the exported training images."""
+    if not cfg.grid:
+        return None
+    grid, out = Path(cfg.grid).expanduser(), Path(cfg.out).expanduser()
+    if grid.is_dir():
+        raise GanError(f"--grid {grid} is a folder; give a file name such as {grid / 'preview.png'}")
+    if out.resolve() in grid.resolve().parents:
+        raise GanError(f"--grid {grid} is inside --out {out}, where it would become a training image; put it beside, "
+                       f"e.g. --grid {out.parent / (out.name + '-grid.png')}")
+    if grid.exists() and not cfg.overwrite:
+        raise GanError(f"--grid {grid} already exists; give another file name, or pass --overwrite to replace it")
+    return grid
+
+
 def export(cfg: SampleConfig, log: Callable[[str], None] = print) -> ExportResult:
     """Generate images from a run or checkpoint into cfg.out (one folder per class for a conditional model),
     with manifest.csv and an optional preview grid."""
@@ -225,9 +240,7 @@ def export(cfg: SampleConfig, log: Callable[[str], None] = print) -> ExportResul
     labels = plan_classes(cfg, trained, checkpoint.path)
     device = devices.pick_device(cfg.device)
     G = load_generator(checkpoint, device)
-    grid_file = Path(cfg.grid).expanduser() if cfg.grid else None
-    if grid_file and grid_file.is_dir():
-        raise GanError(f"--grid {grid_file} is a folder; give a file name such as {grid_file / 'preview.png'}")
+    grid_file = _grid_file(cfg)
     screen = _screen(cfg, checkpoint, trained, device, log)
     D = load_discriminator(checkpoint, device)
     out = prepare_out(cfg.out, cfg.overwrite)

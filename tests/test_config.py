@@ -71,7 +71,9 @@ def test_seeds_are_bounded_so_derived_streams_fit_in_64_bits():
 @pytest.mark.parametrize(
     "name, value, message",
     [
-        ("r1_gamma", float("nan"), "--r1-gamma must be 0"),
+        ("r1_gamma", float("nan"), "--r1-gamma must be a finite number, got nan"),
+        ("r1_gamma", -1.0, "--r1-gamma must be 0"),
+        ("augment", " ", "--augment is empty"),
         ("augment", "translation,,cutout", "--augment: unknown augmentation ''"),
         ("augment_p", "often", "--augment-p must be auto or a number in"),
         ("augment_p", "1.5", "--augment-p must be auto or a number in"),

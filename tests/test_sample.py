@@ -133,6 +133,21 @@ def test_unconditional_models_refuse_class_choices(run_dir, tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+def test_grid_never_replaces_a_file_unasked_nor_lands_among_the_exports(run_dir, tmp_path):
+    existing = tmp_path / "mine.png"
+    existing.write_bytes(b"the user's own file")
+    with pytest.raises(GanError, match=rf"--grid {existing} already exists; give another file name, or pass "
+                                       rf"--overwrite to replace it"):
+        export(SampleConfig(run=str(run_dir), count=2, out=str(tmp_path / "o"), grid=str(existing)), log=lambda _: None)
+    assert existing.read_bytes() == b"the user's own file" and not (tmp_path / "o").exists()
+    with pytest.raises(GanError, match="is inside --out .*, where it would become a training image"):
+        export(SampleConfig(run=str(run_dir), count=2, out=str(tmp_path / "o"), grid=str(tmp_path / "o" / "g.png")),
+               log=lambda _: None)
+    export(SampleConfig(run=str(run_dir), count=2, out=str(tmp_path / "o"), grid=str(existing), overwrite=True),
+           log=lambda _: None)
+    assert existing.read_bytes() != b"the user's own file"
+
+
 def test_conditional_preview_grid_has_a_row_per_class(conditional_run, tmp_path):
     grid = tmp_path / "grid.png"
     export(SampleConfig(run=str(conditional_run), label_filter=False, per_class=10, out=str(tmp_path / "o"), grid=str(grid)),
