@@ -91,6 +91,9 @@ class RunLock:
         self.file.truncate(0)
         self.file.write(f"{os.getpid()}\n")
         self.file.flush()
+        # Holding the lock, no other process writes here: temp files are what killed writers left behind.
+        for stale in Path(run_dir).glob(".*.tmp"):
+            stale.unlink(missing_ok=True)
 
     def release(self) -> None:
         self.file.close()

@@ -107,3 +107,11 @@ def test_newest_run_is_the_highest_numbered_of_that_name(tmp_path):
         (tmp_path / name).mkdir()
     assert newest_run(str(tmp_path), "job") == tmp_path / "00002-job"
     assert newest_run(str(tmp_path), "a b") is None
+
+
+def test_taking_a_run_removes_the_temp_files_of_killed_writers(tmp_path):
+    stale = tmp_path / ".checkpoint-0000500.pt.4242-1.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    (tmp_path / "checkpoint-0000400.pt").write_bytes(b"a complete one")
+    RunLock(tmp_path).release()
+    assert not stale.exists() and (tmp_path / "checkpoint-0000400.pt").exists()
