@@ -368,17 +368,16 @@ class RealBatches:
 
     All randomness (order, mirroring) comes from one CPU generator, so batches do not depend on the device, and
     its state goes into checkpoints so a resumed run sees exactly the batches the uninterrupted one would have.
-    With several processes, every one draws the whole `batch_size` and keeps its `share` (rank, processes):
-    disjoint parts of one batch, and the same state everywhere.
+    With several processes, every one draws the whole `batch_size` and keeps its `rows` of it: disjoint parts of
+    one batch, and the same state everywhere.
     """
 
     def __init__(self, dataset: ImageDataset, batch_size: int, mirror: bool, class_balance: bool,
-                 generator: torch.Generator, device: torch.device, share: tuple[int, int] = (0, 1)):
+                 generator: torch.Generator, device: torch.device, rows: slice = slice(None)):
         self.images = dataset.images.to(device)
         self.labels = dataset.labels.to(device)
         self.batch_size = batch_size
-        rank, processes = share
-        self.rows = slice(rank * batch_size // processes, (rank + 1) * batch_size // processes)
+        self.rows = rows
         self.mirror = mirror
         self.generator = generator
         # Class balance: each image weighted by 1 / its class size, drawn with replacement.

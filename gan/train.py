@@ -120,7 +120,7 @@ def build_loop(cfg: RunConfig, dataset: ImageDataset, device: torch.device, rank
         D_for_G=D if ranks.processes == 1 else devices.maybe_compile(nets.D, t.compile, device, t.compile_mode),
         ranks=ranks,
         batches=RealBatches(dataset, t.batch_size, cfg.data.mirror, cfg.data.class_balance,
-                            seeded(t.seed, _DATA_STREAM), device, ranks.share),
+                            seeded(t.seed, _DATA_STREAM), device, ranks.rows(t.batch_size)),
         noise=seeded(t.seed, _NOISE_STREAM),
         augment_generator=seeded(t.seed, _AUGMENT_STREAM, device),
         augment_p=AugmentProbability(0.0 if adaptive else float(t.augment_p), adaptive, t.augment_target,

@@ -1000,12 +1000,12 @@ def test_class_balance_draws_every_class_equally_often(tmp_path):
 def test_the_processes_shares_of_a_batch_make_up_the_whole_batch(class_balance):
     dataset = numbered_dataset(10)
 
-    def drawn(share):
+    def drawn(rows):
         real = RealBatches(dataset, 6, True, class_balance, torch.Generator().manual_seed(0), torch.device("cpu"),
-                           share)
+                           rows)
         return [next(real) for _ in range(3)]  # 18 draws of 10 images: an epoch boundary inside a batch
 
-    whole, parts = drawn((0, 1)), [drawn((rank, 2)) for rank in range(2)]
+    whole, parts = drawn(slice(None)), [drawn(slice(3 * rank, 3 * rank + 3)) for rank in range(2)]
     for step, (images, labels) in enumerate(whole):
         assert torch.equal(torch.cat([part[step][0] for part in parts]), images)
         assert torch.equal(torch.cat([part[step][1] for part in parts]), labels)
