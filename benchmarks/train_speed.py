@@ -38,7 +38,8 @@ from torchvision.datasets.folder import default_loader
 from gan import device as devices
 from gan.augment import augment
 from gan.config import DEFAULT_POLICY, RunConfig
-from gan.data import check_folder, load_dataset, scan_folder
+from gan.data import load_dataset
+from gan.folders import check_folder, scan_folder
 from gan.losses import LOSSES
 from gan.train import build_loop, build_networks, record_dataset, train_step
 

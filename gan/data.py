@@ -26,14 +26,16 @@ import torch
 from gan import images as imagefiles
 from gan.config import DataConfig
 from gan.device import cpu_cores, upload
-from gan.errors import GanError
-from gan.files import atomic_write
+from gan.errors import GanError, first_line
+from gan.files import atomic_write, human_size
+from gan.folders import check_folder, scan_folder
 from gan.tracking import progress_bar
 
-CACHE_VERSION = 2  # 2: pixels (N, 3, R, R) in a raw .u8 file beside the .pt index
+CACHE_VERSION = 3  # 2: pixels (N, 3, R, R) in a raw .u8 file beside the .pt index; 3: the index holds a checksum
 _PARALLEL_MIN_FILES = 64  # below this, starting worker processes costs more than it saves
 _MAX_CHUNK = 256  # images per task sent to a decoding process, and per step of a channel conversion
 _IN_FLIGHT_BYTES = 256 * 2**20  # decoded pixels waiting in worker results, at most
+_CHECKED_BLOCKS, _BLOCK_BYTES = 64, 4096  # what the cache checksum reads of a pixel file: 256 KiB, spread evenly
 
 
 @dataclass
@@ -80,51 +82,6 @@ def load_dataset(cfg: DataConfig, log: Callable[[str], None] = print) -> ImageDa
         if count == 0:
             log(f"warning: class folder {name!r} has no usable image")
     return dataset
-
-
-def check_folder(path: str, flag: str = "--data") -> Path:
-    """The image folder a flag names, or an error that says what is wrong with it."""
-    if not path:
-        raise GanError(f"{flag} is required: a folder of images")
-    root = Path(path).expanduser()
-    if not root.exists():
-        raise GanError(f"{flag[2:]} folder {root} does not exist: check the path given to {flag}")
-    if not root.is_dir():
-        raise GanError(f"{root} is a file, not a folder: {flag} takes a folder of images (or of class subfolders)")
-    return root
-
-
-def _visible(path: Path, root: Path) -> bool:
-    return not any(part.startswith(".") for part in path.relative_to(root).parts)
-
-
-def _images_under(folder: Path, root: Path, recursive: bool) -> list[Path]:
-    found = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(p for p in found if p.is_file() and imagefiles.is_image_file(p) and _visible(p, root))
-
-
-def scan_folder(root: Path, log: Callable[[str], None] = print) -> tuple[list[Path], list[int], list[str]]:
-    """List the image files: one subfolder per class (ImageFolder layout), or a flat folder (one class, its name)."""
-    subfolders = sorted(p for p in root.iterdir() if p.is_dir() and _visible(p, root))
-    classes = [(d.name, _images_under(d, root, recursive=True)) for d in subfolders]
-    empty = [name for name, found in classes if not found]
-    classes = [(name, found) for name, found in classes if found]
-    top_level = _images_under(root, root, recursive=False)
-    if classes and empty:
-        log(f"warning: ignoring subfolders with no image files: {', '.join(empty)}")
-    if not classes:
-        if not top_level:
-            raise GanError(
-                f"no images found in {root}: put images ({imagefiles.FORMATS}) directly in the folder, "
-                f"or in one subfolder per class"
-            )
-        return top_level, [0] * len(top_level), [root.resolve().name]
-    if top_level:
-        log(f"warning: ignoring {len(top_level)} images directly in {root}, which has class subfolders; "
-            f"move them into a class folder to use them")
-    files = [f for _, found in classes for f in found]
-    labels = [label for label, (_, found) in enumerate(classes) for _ in found]
-    return files, labels, [name for name, _ in classes]
 
 
 def _bytes_per_image(resolution: int) -> int:
@@ -249,12 +206,27 @@ def _read_cache(path: Path, mapped: bool, log) -> dict | None:
         return None
     try:
         decoded = torch.load(path, weights_only=True)
-        decoded["images"] = _open_pixels(path.with_suffix(".u8"), decoded["shape"], mapped)
+        pixels = path.with_suffix(".u8")
+        if _checksum(pixels) != decoded["checksum"]:
+            raise ValueError(f"{pixels.name} no longer holds the pixels it was written with")
+        decoded["images"] = _open_pixels(pixels, decoded["shape"], mapped)
     except Exception as error:  # a damaged cache is rebuilt, never fatal
-        log(f"warning: ignoring unreadable cache {path} ({type(error).__name__}); decoding again")
+        log(f"warning: ignoring unreadable cache {path} ({first_line(error)}); decoding again")
         return None
     log(f"loaded decoded images from cache {path}{' (memory-mapped)' if mapped else ''}")
     return decoded
+
+
+def _checksum(file: Path) -> str:
+    """A hash of the size and of blocks spread evenly over a pixel file: it catches a file replaced or rewritten
+    (other bytes of the same size included) while reading 256 KiB of it, so the second start stays quick."""
+    size = file.stat().st_size
+    digest = hashlib.sha256(str(size).encode())
+    with open(file, "rb") as pixels:
+        for block in range(_CHECKED_BLOCKS + 1):  # the +1th reads the file's last bytes
+            pixels.seek(max(0, min(size * block // _CHECKED_BLOCKS, size - _BLOCK_BYTES)))
+            digest.update(pixels.read(_BLOCK_BYTES))
+    return digest.hexdigest()
 
 
 def _open_pixels(file: Path, shape: list[int], mapped: bool) -> torch.Tensor:
@@ -292,8 +264,9 @@ def _decode_and_cache(cfg: DataConfig, root: Path, files: list[Path], labels: li
                 decoded = _decode_all(cfg, root, files, labels, into=pixels)
                 pixels.flush()
             except OSError as error:
+                needed = human_size(len(files) * _bytes_per_image(cfg.resolution))
                 raise GanError(f"cannot write the decoded images to {pixels.name} ({error.strerror}): free some space "
-                               f"there, or point --cache-dir at a disk with {_size(len(files), cfg)} free") from None
+                               f"there, or point --cache-dir at a disk with {needed} free") from None
         # Mapped before the file is renamed into the cache (or removed below): the mapping follows the file itself.
         decoded["images"] = _open_pixels(Path(pixels.name), decoded["shape"], mapped=True)
         if cache:
@@ -314,16 +287,13 @@ def _decoding_file(folder: Path, log) -> BinaryIO:
         return tempfile.NamedTemporaryFile(prefix=".decoding-", suffix=".u8", delete=False)
 
 
-def _size(count: int, cfg: DataConfig) -> str:
-    return f"{count * _bytes_per_image(cfg.resolution) / 2**30:.1f} GiB"
-
-
 def _write_cache(path: Path, decoded: dict, write_pixels: Callable[[Path], None], log) -> bool:
     """The pixel file, then the small index that names its shape (so an index never points at missing pixels)."""
     index = {key: value for key, value in decoded.items() if key != "images"}
     try:
         atomic_write(path.with_suffix(".u8"), write_pixels)
         try:
+            index["checksum"] = _checksum(path.with_suffix(".u8"))
             atomic_write(path, lambda tmp: torch.save(index, tmp))
         except BaseException:  # no pixel file without its index: nothing would ever use or remove it
             path.with_suffix(".u8").unlink(missing_ok=True)

@@ -25,11 +25,19 @@ def atomic_write(path: Path, write: Callable[[Path], None], durable: bool = Fals
         if durable:
             _fsync(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         tmp.unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.errno and error.filename in (None, str(tmp)):  # name the real file
+            raise OSError(error.errno, error.strerror, str(path)) from None
         raise
     if durable:
         _fsync(path.parent)
+
+
+def remove_temp_files(folder: Path) -> None:
+    """Remove the temp files of writers killed mid-write (call it only where no other writer is at work)."""
+    for stale in Path(folder).glob(".*.tmp"):
+        stale.unlink(missing_ok=True)
 
 
 def _fsync(path: Path) -> None:
@@ -38,6 +46,10 @@ def _fsync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def human_size(count: int) -> str:
+    return f"{count / 2**30:.1f} GiB" if count >= 2**30 else f"{count / 2**20:.0f} MiB"
 
 
 def write_text(path: Path, text: str) -> None:
@@ -53,7 +65,7 @@ def check_out(out: str, overwrite: bool) -> Path:
     if existing and not overwrite:
         raise GanError(
             f"--out {folder} already holds {len(existing)} entries (e.g. {existing[0]}); choose a new or empty "
-            f"folder, or pass --overwrite to write into it (files with the same names are replaced)"
+            f"folder, or pass --overwrite to write into it (what gan wrote there before is replaced; other files stay)"
         )
     return folder
 

@@ -75,6 +75,8 @@ def open_rgb(path: str, background: str, max_pixels: int, draft: int | None = No
             return _to_rgb(ImageOps.exif_transpose(image), ImageColor.getrgb(background))
     except Image.UnidentifiedImageError:
         raise BadImage(f"not an image (or not one of {FORMATS})") from None
+    except PermissionError as error:
+        raise BadImage(f"cannot be read ({error.strerror}): fix its permissions to use it") from None
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         reason = "truncated file" if "truncated" in str(error) else f"cannot be decoded ({error})"
         raise BadImage(reason) from None
@@ -101,6 +103,8 @@ def _to_rgb(image: Image.Image, background: tuple) -> tuple[Image.Image, bool]:
 def _high_depth_to_rgb(image: Image.Image) -> Image.Image:
     """16-bit and float grayscale: scale to 0..255 (clipping would turn most 16-bit images white)."""
     values = np.asarray(image, dtype=np.float64)
+    if not np.isfinite(values).all():  # NaN would become black, silently
+        raise BadImage(f"holds {np.count_nonzero(~np.isfinite(values))} non-finite pixel values (NaN or infinity)")
     if image.mode == "F":
         white = 1.0 if values.max(initial=0.0) <= 1.0 else 255.0
     else:

@@ -16,7 +16,8 @@ from PIL import Image, ImageOps
 
 from conftest import write_images
 from gan.config import DataConfig
-from gan.data import ImageDataset, RealBatches, load_dataset, scan_folder
+from gan.data import ImageDataset, RealBatches, load_dataset
+from gan.folders import scan_folder
 from gan.errors import GanError
 from gan.images import FORMATS, BadImage, decode
 
@@ -819,9 +820,22 @@ def test_truncated_pixel_file_is_ignored_and_rebuilt(flat_folder, tmp_path):
     pixels = index.with_suffix(".u8")
     pixels.write_bytes(pixels.read_bytes()[:100])
     rebuilt, lines = load(cfg)
-    assert lines[0] == f"warning: ignoring unreadable cache {index} (ValueError); decoding again"
+    assert lines[0] == (f"warning: ignoring unreadable cache {index} (ValueError: {pixels.name} no longer holds the "
+                        f"pixels it was written with); decoding again")
     assert torch.equal(good.images, rebuilt.images)
     assert load(cfg)[1][0] == f"loaded decoded images from cache {index}"
+
+
+@pytest.mark.parametrize("ram_limit_gb", [1.0, 0.0])  # read into RAM, and memory-mapped
+def test_pixel_file_replaced_by_other_bytes_of_the_same_size_is_rebuilt(flat_folder, tmp_path, ram_limit_gb):
+    cfg = data_config(flat_folder, tmp_path, cache=True, ram_limit_gb=ram_limit_gb)
+    expected = load(cfg)[0].images.clone()  # a mapped tensor would see the new bytes
+    [index] = _cache_files(tmp_path / "cache")
+    pixels = index.with_suffix(".u8")
+    pixels.write_bytes(np.random.default_rng(0).integers(0, 256, pixels.stat().st_size, dtype=np.uint8).tobytes())
+    rebuilt, lines = load(cfg)
+    assert lines[0].startswith(f"warning: ignoring unreadable cache {index} (ValueError: ")
+    assert torch.equal(expected, rebuilt.images)
 
 
 def test_negative_ram_limit_is_refused():
