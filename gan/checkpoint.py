@@ -3,17 +3,19 @@ checkpoints."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from gan.config import RunConfig, from_dict, to_dict
-from gan.errors import GanError
-from gan.files import atomic_write, write_text
+from gan.errors import GanError, first_line
+from gan.files import atomic_write, human_size, remove_temp_files, write_text
 
 FORMAT = "gan-checkpoint"
 VERSION = 4  # 2: class conditioning, augmentation state, spectral norm; 3: conditional BatchNorm G, class term;
@@ -30,6 +32,7 @@ _RUN_DIR = re.compile(r"^(\d{5})-")
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)\.pt$")
 BEST = "best.pt"  # the checkpoint with the lowest KID so far; never pruned
 LOCK = ".lock"  # held by the process training the run; holds its PID
+_LOW_SPACE = 64 * 2**20  # a write that fails with less free than this failed for want of space
 
 try:
     import fcntl
@@ -58,6 +61,11 @@ def new_run_dir(out: str, name: str) -> Path:
             return run_dir
         except FileExistsError:
             number += 1
+
+
+def is_run_folder(folder: Path) -> bool:
+    """A folder `gan train` made (numbered, or holding a run's config.json), not one a checkpoint was copied into."""
+    return bool(_RUN_DIR.match(folder.name)) or (folder / "config.json").is_file()
 
 
 def newest_run(out: str, name: str) -> Path | None:
@@ -91,9 +99,7 @@ class RunLock:
         self.file.truncate(0)
         self.file.write(f"{os.getpid()}\n")
         self.file.flush()
-        # Holding the lock, no other process writes here: temp files are what killed writers left behind.
-        for stale in Path(run_dir).glob(".*.tmp"):
-            stale.unlink(missing_ok=True)
+        remove_temp_files(run_dir)  # holding the lock, no other process writes here
 
     def release(self) -> None:
         self.file.close()
@@ -110,8 +116,25 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
 
 
 def _write(path: Path, state: dict) -> Path:
-    atomic_write(path, lambda tmp: torch.save({"format": FORMAT, "version": VERSION, **state}, tmp), durable=True)
+    try:
+        atomic_write(path, lambda tmp: torch.save({"format": FORMAT, "version": VERSION, **state}, tmp), durable=True)
+    except (OSError, RuntimeError) as error:  # torch's writer reports a full disk as a RuntimeError
+        raise unwritable(path.parent, path, error) from None
     return path
+
+
+def unwritable(run_dir: Path, file: Path | str, error: Exception) -> GanError:
+    """A write into a run folder that failed (a full disk, permissions), told with what is kept and how to go on."""
+    free = shutil.disk_usage(run_dir).free
+    if getattr(error, "errno", None) == errno.ENOSPC or free < _LOW_SPACE:
+        reason = "the disk is full"
+    else:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else first_line(error)
+    saved = list_checkpoints(run_dir)
+    then = f"continue with: gan train --resume {run_dir}" if saved else "run the same command again"
+    kept = f"the newest complete checkpoint is {saved[-1].name}" if saved else "no checkpoint was saved yet"
+    return GanError(f"cannot write {file} ({reason}; {human_size(free)} free there): {kept}. Free some space, "
+                    f"then {then}")
 
 
 def save_checkpoint(run_dir: Path, state: dict, keep: int) -> Path:
@@ -155,6 +178,18 @@ def pick_checkpoint(run: str, choice: str) -> str:
     return str(best if choice != "last" and best.is_file() else find_checkpoint(run))
 
 
+def _instead(broken: Path) -> str:
+    """A pointer to the newest other checkpoint in the same folder that reads, if there is one."""
+    candidates = [*reversed(list_checkpoints(broken.parent)), broken.parent / BEST]
+    for other in (p for p in candidates if p.resolve() != broken.resolve()):
+        try:
+            if other.is_file() and torch.load(other, map_location="cpu", weights_only=True).get("format") == FORMAT:
+                return f". {other.name} in the same folder reads: use it instead (gan train --resume {other})"
+        except Exception:  # damaged as well: try the next one
+            continue
+    return ""
+
+
 @dataclass
 class Checkpoint:
     state: dict  # see train.training_state for the keys
@@ -175,9 +210,10 @@ def load_checkpoint(path: str) -> Checkpoint:
     try:
         state = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as error:  # truncated, not a torch file, or holding objects weights_only refuses
-        raise GanError(f"cannot read checkpoint {file}: {error}. Is the file complete and written by `gan train`?") from None
+        raise GanError(f"cannot read checkpoint {file}: it is damaged, incomplete or not written by `gan train` "
+                       f"({first_line(error)}){_instead(file)}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise GanError(f"{file} is not a checkpoint written by `gan train`")
+        raise GanError(f"{file} is not a checkpoint written by `gan train`{_instead(file)}")
     version = state.get("version")
     if version not in _READABLE:
         raise GanError(

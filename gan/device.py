@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -123,3 +124,34 @@ def match_parameter_layouts(opt: torch.optim.Optimizer) -> None:
         for key, value in state.items():
             if torch.is_tensor(value) and value.shape == param.shape:
                 state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
+
+
+def free_memory(device: torch.device) -> int | None:
+    """Bytes a run could still allocate on `device` (None when the platform does not say): the GPU's free memory,
+    or for the CPU the memory Linux reports available, within the container's limit when it has one."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    if device.type == "mps":
+        recommended = getattr(torch.mps, "recommended_max_memory", None)  # torch >= 2.5
+        return recommended() - torch.mps.current_allocated_memory() if recommended else None
+    found = [_meminfo_available(), _cgroup_headroom()]
+    return min((value for value in found if value is not None), default=None)
+
+
+def _meminfo_available(meminfo: str = "/proc/meminfo") -> int | None:
+    try:
+        for line in Path(meminfo).read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _cgroup_headroom(cgroup: str = "/sys/fs/cgroup") -> int | None:
+    """cgroup v2: the memory limit less what the container already uses."""
+    try:
+        limit = Path(cgroup, "memory.max").read_text().strip()
+        return None if limit == "max" else int(limit) - int(Path(cgroup, "memory.current").read_text())
+    except (OSError, ValueError):
+        return None

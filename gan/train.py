@@ -14,8 +14,8 @@ from torch import nn
 
 from gan import device as devices
 from gan.augment import AugmentProbability, augment
-from gan.checkpoint import (Checkpoint, RunLock, list_checkpoints, new_run_dir, save_best, save_checkpoint,
-                            save_config)
+from gan.checkpoint import (Checkpoint, RunLock, is_run_folder, list_checkpoints, new_run_dir, save_best, save_checkpoint,
+                            save_config, unwritable)
 from gan.config import RunConfig, parse_policy, shape_differences, to_dict
 from gan.data import ImageDataset, RealBatches, load_dataset
 from gan.distributed import SINGLE, Ranks
@@ -23,6 +23,7 @@ from gan.errors import GanError
 from gan.evaluate import best_score_so_far, training_evaluator
 from gan.judge import run_judge
 from gan.losses import LOSSES, PAIRED, LeCam, gradient_penalty, penalty_weight
+from gan.memory import check_fits, out_of_memory_explained
 from gan.models import Discriminator, Generator, ema_decay_at, refresh_batchnorm_stats, update_ema
 from gan.stopping import StopSignals
 from gan.tracking import GRID_SIZE, Tracker
@@ -298,7 +299,7 @@ def _check_resumable(checkpoint: Checkpoint, cfg: RunConfig) -> None:
 def _continues_its_run(resume: Checkpoint) -> bool:
     folder = resume.path.parent
     saved = list_checkpoints(folder)
-    return (folder / "config.json").exists() and bool(saved) and saved[-1].resolve() == resume.path.resolve()
+    return is_run_folder(folder) and bool(saved) and saved[-1].resolve() == resume.path.resolve()
 
 
 def _claim_run_folder(cfg: RunConfig, resume: Checkpoint | None, log) -> tuple[Path, RunLock]:
@@ -308,11 +309,14 @@ def _claim_run_folder(cfg: RunConfig, resume: Checkpoint | None, log) -> tuple[P
     if resume and _continues_its_run(resume):
         lock = RunLock(resume.path.parent)
         if _continues_its_run(resume):  # still, now that no other process can write it
+            if not (resume.path.parent / "config.json").is_file():
+                log(f"{resume.path.parent} had lost its config.json: written again from the checkpoint")
             return resume.path.parent, lock
         lock.release()
     run_dir = new_run_dir(cfg.train.out, cfg.train.name or Path(cfg.data.path).name)
     if resume:
-        log(f"{resume.path} is not the newest checkpoint of its run: continuing in a new run folder {run_dir}")
+        why = "is not the newest checkpoint of its run" if is_run_folder(resume.path.parent) else "is not in a run folder"
+        log(f"{resume.path} {why}: continuing in a new run folder {run_dir}")
     return run_dir, RunLock(run_dir)
 
 
@@ -428,6 +432,12 @@ def train(cfg: RunConfig, resume: Checkpoint | None = None, log: Callable[[str],
     if resume:
         _check_resumable(resume, cfg)
     device = torch.device(ranks.device) if ranks.processes > 1 else devices.pick_device(cfg.train.device)
+    need = check_fits(cfg, device, ranks.processes)  # before decoding: a resolution too large fails there too
+    with out_of_memory_explained(cfg, device, need):
+        return _train(cfg, resume, device, log, ranks)
+
+
+def _train(cfg: RunConfig, resume: Checkpoint | None, device: torch.device, log, ranks: Ranks) -> TrainResult:
     amp = devices.autocast_dtype(device, cfg.train.precision)
     with ranks.main_first():  # the first decodes the images and fills the cache; the others read it
         dataset = load_dataset(cfg.data, log)
@@ -447,6 +457,8 @@ def train(cfg: RunConfig, resume: Checkpoint | None = None, log: Callable[[str],
     run_dir, lock = _shared_run_folder(cfg, resume, log, ranks)
     try:
         return _train_in(run_dir, cfg, loop, dataset, evaluator, start, resume, device, amp, log)
+    except OSError as error:  # a full disk or lost permissions while writing grids, logs or the config
+        raise unwritable(run_dir, error.filename or run_dir, error) from None
     finally:
         if lock:
             lock.release()

@@ -1,10 +1,14 @@
+import errno
 import os
+import shutil
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 from gan.checkpoint import RunLock, list_checkpoints, load_checkpoint, new_run_dir, newest_run, save_checkpoint
 from gan.errors import GanError
+from gan.files import human_size
 
 
 def test_run_dirs_count_past_the_highest_number(tmp_path):
@@ -26,12 +30,47 @@ def test_save_is_atomic_ordered_by_step_and_pruned(tmp_path):
 def test_a_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
     def broken_save(obj, path):
         open(path, "wb").write(b"half")
-        raise OSError("disk full")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(GanError) as error:
         save_checkpoint(tmp_path, {"step": 1}, keep=3)
+    free = human_size(shutil.disk_usage(tmp_path).free)
+    assert str(error.value) == (f"cannot write {tmp_path / 'checkpoint-0000001.pt'} (the disk is full; {free} free "
+                                f"there): no checkpoint was saved yet. Free some space, then run the same command again")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_torchs_full_disk_error_names_the_disk_and_the_checkpoint_to_resume(tmp_path, monkeypatch):
+    save_checkpoint(tmp_path, {"step": 1}, keep=3)
+
+    def full_disk(obj, path):  # what torch's zip writer raises when the disk fills
+        raise RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 64 vs 0")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: SimpleNamespace(free=4096))
+    with pytest.raises(GanError) as error:
+        save_checkpoint(tmp_path, {"step": 2}, keep=3)
+    assert str(error.value) == (f"cannot write {tmp_path / 'checkpoint-0000002.pt'} (the disk is full; 0 MiB free "
+                                f"there): the newest complete checkpoint is checkpoint-0000001.pt. Free some space, "
+                                f"then continue with: gan train --resume {tmp_path}")
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint-0000001.pt"]
+
+
+@pytest.mark.parametrize("damage", [lambda data: data[: len(data) // 2], lambda data: b"hello"])  # truncated, other
+def test_a_damaged_newest_checkpoint_points_to_the_older_one_that_reads(tmp_path, damage):
+    for step in (500, 1000):
+        save_checkpoint(tmp_path, {"step": step}, keep=3)
+    newest = tmp_path / "checkpoint-0001000.pt"
+    newest.write_bytes(damage(newest.read_bytes()))
+    with pytest.raises(GanError) as error:
+        load_checkpoint(str(tmp_path))
+    message = str(error.value)
+    assert message.startswith(f"cannot read checkpoint {newest}: it is damaged, incomplete or not written by "
+                              f"`gan train` (")
+    assert message.endswith(f"). checkpoint-0000500.pt in the same folder reads: use it instead "
+                            f"(gan train --resume {tmp_path / 'checkpoint-0000500.pt'})")
+    assert "\n" not in message
 
 
 def test_loading_refuses_what_is_not_our_checkpoint(tmp_path):
