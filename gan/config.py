@@ -84,6 +84,17 @@ def derived(default_factory):
     return field(default_factory=default_factory)
 
 
+def overwrite_export_option():
+    """gan sample's and gan augment's --overwrite: both keep a manifest of their own files."""
+    return option(False, "write into a folder that already holds files: an earlier export's files there (those its "
+                         "manifest lists) are removed first, every other file stays")
+
+
+def cache_dir_option():
+    """--cache-dir, for every command that decodes image folders."""
+    return option("", "where the decoded-image cache lives (default: $XDG_CACHE_HOME/gan or ~/.cache/gan)")
+
+
 @dataclass
 class DataConfig:
     path: str = option("", "folder of images: flat, or one subfolder per class", flag="--data")
@@ -95,7 +106,7 @@ class DataConfig:
     max_pixels: int = option(80_000_000, "skip images with more pixels than this (guards against decompression bombs)")
     workers: int = option(0, "processes that decode images (0: one per CPU core)")
     cache: bool = option(True, "cache decoded images so the next run on the same folder starts at once")
-    cache_dir: str = option("", "where the decoded-image cache lives (default: $XDG_CACHE_HOME/gan or ~/.cache/gan)")
+    cache_dir: str = cache_dir_option()
     ram_limit_gb: float = option(1.0, "decoded images larger than this (GiB) are memory-mapped from the cache file "
                                  "instead of loaded into RAM")
     class_names: list[str] = derived(list)
@@ -313,7 +324,7 @@ class SampleConfig:
     batch_size: int = option(64, "images generated per forward pass")
     format: str = option("png", "image file format", ("png", "jpg"))
     grid: str = option("", "also write a preview grid of the first 64 images to this file")
-    overwrite: bool = option(False, "allow writing into a folder that already holds files (same names are replaced)")
+    overwrite: bool = overwrite_export_option()
     device: str = option("auto", "where to generate: auto picks cuda, then mps, then cpu", ("auto", "cuda", "mps", "cpu"))
     workers: int = option(0, "threads that encode and write images (0: one per CPU core)")
     truncation: float = truncation_option()
@@ -384,7 +395,7 @@ class AugmentConfig:
     ops: str = option(",".join(CLASSICAL_OPS), "operations to draw from, comma-separated (drop flip for text or digits)")
     strength: float = option(1.0, "scales every operation's range (1: presets suited to photos)")
     seed: int = option(0, "variant k of image i uses seed S + i * per_image + k")
-    overwrite: bool = option(False, "allow writing into a folder that already holds files")
+    overwrite: bool = overwrite_export_option()
     background: str = option("white", "colour transparent images are composited onto (name or #rrggbb)")
     max_pixels: int = option(80_000_000, "skip images with more pixels than this (guards against decompression bombs)")
     workers: int = option(0, "threads that read, augment and write images (0: one per CPU core)")
@@ -417,6 +428,7 @@ class ValueConfig:
     ops: str = option(",".join(CLASSICAL_OPS), "classical operations used with --classical")
     strength: float = option(1.0, "scales the classical operations' ranges")
     device: str = option("auto", "where to train: auto picks cuda, then mps, then cpu", ("auto", "cuda", "mps", "cpu"))
+    cache_dir: str = cache_dir_option()
     overwrite: bool = option(False, "allow writing the report into a folder that already holds files")
 
     def validate(self) -> None:

@@ -222,9 +222,14 @@ def _real_set(cfg: EvalConfig, trained: RunConfig, log) -> tuple[ImageDataset, s
     if not Path(cfg.real).expanduser().is_dir():
         raise GanError(f"--real {cfg.real} is not a folder: give a folder of real images (flat, or class subfolders)")
     real = load_dataset(dataclasses.replace(trained.data, path=cfg.real), log)
-    if trained.num_classes and not set(real.class_names) & set(trained.data.class_names):
+    unknown = [name for name in real.class_names if name not in trained.data.class_names]
+    if trained.num_classes and len(unknown) == len(real.class_names):
         log(f"warning: {cfg.real} has none of the run's class folders ({', '.join(trained.data.class_names)}), "
             f"so only the overall metrics are computed")
+    elif trained.num_classes and unknown:
+        count = sum(real.class_counts[real.class_names.index(name)] for name in unknown)
+        log(f"warning: --real {cfg.real} has class folders the run was not trained on ({', '.join(unknown)}): "
+            f"their {count} images count in the overall metrics, and in no class's")
     return real, str(Path(cfg.real).expanduser().resolve())
 
 

@@ -1,8 +1,9 @@
 """Feature spaces for the metrics: each maps images in [-1, 1] to one vector per image, behind one interface.
 
 - `inception`: the standard FID Inception-v3 pool features (2048), the only space whose FID compares with
-  published numbers. Its weights are never downloaded here: they come from --inception-weights or the torch hub
-  cache, and are loaded with weights_only=True.
+  published numbers. Its weights come from --inception-weights or the torch hub cache; asked for by name and
+  missing, they are downloaded there once and checked against their published SHA-256 (`auto` never downloads).
+  They are loaded with weights_only=True.
 - `random`: a fixed, seeded, randomly initialised CNN. It needs no download, and random-network features are
   known to rank generative models sensibly (Naeem et al. 2020), but its numbers only compare with other runs
   evaluated in the same space.
@@ -21,11 +22,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from gan.config import FeatureConfig
-from gan.errors import GanError
+from gan.errors import GanError, first_line
 
 # The file names torchmetrics / torch-fidelity and pytorch-fid give the same TF-ported FID weights in the hub cache.
 INCEPTION_FILES = ("weights-inception-2015-12-05-6726825d.pth", "pt_inception-2015-12-05-6726825d.pth")
 INCEPTION_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/" + INCEPTION_FILES[0]
+INCEPTION_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"  # its name holds the first 8
+fetch_url = torch.hub.download_url_to_file  # (url, dst, hash_prefix, progress): replaced in tests, never online
 _RANDOM_SEED = 0  # part of the random space's definition: changing it changes every number measured in it
 
 
@@ -135,15 +138,31 @@ def _load_inception(path: Path) -> InceptionFeatures:
                        f"{INCEPTION_URL} and pass it with --inception-weights") from None
 
 
+def _download_inception(path: Path, log: Callable[[str], None]) -> Path:
+    """The FID weights, downloaded once into the torch hub cache with a progress bar; torch writes them to a temp
+    file and keeps it only when its SHA-256 is the published one."""
+    log(f"downloading the FID Inception-v3 weights (92 MB, once) from {INCEPTION_URL} to {path}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fetch_url(INCEPTION_URL, str(path), hash_prefix=INCEPTION_SHA256, progress=True)
+    except Exception as error:  # offline, refused, interrupted, or not the published file
+        path.unlink(missing_ok=True)
+        raise GanError(f"cannot download the Inception weights ({first_line(error)}). Download {INCEPTION_URL} to "
+                       f"{path} (or anywhere, and pass --inception-weights FILE), or use --features random") from None
+    return path
+
+
 def load_feature_space(cfg: FeatureConfig, device: torch.device, log: Callable[[str], None] = print) -> FeatureSpace:
     """The feature space cfg.features names, on `device`; `auto` falls back to `random`, saying so."""
     if cfg.features in ("auto", "inception"):
         candidates = inception_candidates(cfg)
         found = next((path for path in candidates if path.is_file()), None)
+        if not found and cfg.features == "inception" and not cfg.inception_weights:
+            found = _download_inception(candidates[0], log)
         if found:
             return _load_inception(found).to(device)
         where = " or ".join(map(str, candidates))
-        if cfg.features == "inception" or cfg.inception_weights:
+        if cfg.inception_weights:
             raise GanError(f"no Inception weights at {where}. Download {INCEPTION_URL} there (or anywhere, and "
                            f"pass --inception-weights FILE), or use --features random")
         log(f"note: no Inception weights at {where}, so the metrics use the 'random' feature space (a fixed random "

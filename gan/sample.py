@@ -6,7 +6,6 @@ size or the device, and any single image can be regenerated from its seed.
 
 from __future__ import annotations
 
-import csv
 import io
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -25,9 +24,11 @@ from gan.config import RunConfig, SampleConfig
 from gan.errors import GanError
 from gan.evaluate import copy_filter, training_images
 from gan.features import load_feature_space
-from gan.files import atomic_write, prepare_out, write_text
+from gan.files import atomic_write, prepare_out
 from gan.generate import d_scores, generate, load_discriminator, load_generator, spread, to_pixels, to_uint8
 from gan.judge import JUDGE, run_judge
+from gan.manifest import Manifest, check_folder_names
+from gan.stopping import StopSignals
 from gan.tracking import GRID_SIZE, image_grid, progress_bar, save_png
 
 MANIFEST_COLUMNS = ["file", "seed", "class", "checkpoint", "step", "truncation", "confidence", "d_score"]
@@ -216,6 +217,46 @@ def _report_rejections(result: ExportResult, cfg: SampleConfig, planned: int, lo
             f"or turn the checks off (--no-label-filter, no --reject-copies)")
 
 
+def _write_batches(batches: Iterator, planned: int, cfg: SampleConfig, D: nn.Module, device: torch.device,
+                   checkpoint: Checkpoint, manifest: Manifest, grid: _GridPicker, result: ExportResult,
+                   stop: StopSignals) -> None:
+    """Encode and write each batch in worker threads while the next ones are made, naming every file in the
+    manifest before it is written; stops between batches when a signal asks."""
+    names = checkpoint.saved_config().data.class_names
+    pending: deque = deque()  # (futures of one batch, its size)
+    workers = cfg.workers or devices.cpu_cores()
+    with ThreadPoolExecutor(workers) as pool, progress_bar(planned, "exporting", unit="img") as bar:
+        for images, batch_seeds, batch_labels, confidences, rejected in batches:
+            if stop.requested:
+                break
+            for label in batch_labels + [label for label, _ in rejected]:
+                if label is not None:
+                    result.made_by_class[names[label]] = result.made_by_class.get(names[label], 0) + 1
+            for label, reason in rejected:
+                counts = result.rejected_by_class.setdefault(_class_name(names, label), {})
+                counts[reason] = counts.get(reason, 0) + 1
+            result.rejected += len(rejected)
+            if not len(images):
+                continue
+            grid.offer(images, batch_labels)
+            files = [_file_for(manifest.out, names, label, seed, cfg.format)
+                     for seed, label in zip(batch_seeds, batch_labels)]
+            scores = d_scores(D, images, None if batch_labels[0] is None else batch_labels, device)
+            manifest.will_write([f.relative_to(manifest.out).as_posix() for f in files])
+            manifest.rows += [
+                [f.relative_to(manifest.out).as_posix(), seed, _class_name(names, label), str(checkpoint.path),
+                 checkpoint.step, f"{cfg.truncation:g}", "" if confidence is None else f"{confidence:.4f}",
+                 f"{score:.4f}"]
+                for f, seed, label, confidence, score in zip(files, batch_seeds, batch_labels, confidences, scores)]
+            pixels, share = to_pixels(images), max(1, -(-len(files) // workers))
+            pending.append(([pool.submit(_encode_and_write, pixels[i : i + share], files[i : i + share], cfg.format)
+                             for i in range(0, len(files), share)], len(files)))
+            while len(pending) > _BATCHES_AHEAD:
+                _finish(pending.popleft(), bar)
+        while pending:
+            _finish(pending.popleft(), bar)
+
+
 def _grid_file(cfg: SampleConfig) -> Path | None:
     """--grid, refused where it would replace a file unasked or land among the exported training images."""
     if not cfg.grid:
@@ -243,48 +284,35 @@ def export(cfg: SampleConfig, log: Callable[[str], None] = print) -> ExportResul
     grid_file = _grid_file(cfg)
     screen = _screen(cfg, checkpoint, trained, device, log)
     D = load_discriminator(checkpoint, device)
-    out = prepare_out(cfg.out, cfg.overwrite)
     names = trained.data.class_names
+    if labels is not None:
+        check_folder_names(cfg.out, [names[c] for c in dict.fromkeys(labels)], "export the other classes with --class")
+    out = prepare_out(cfg.out, cfg.overwrite)
+    manifest = Manifest(out, MANIFEST_COLUMNS)
+    if cfg.overwrite and (removed := manifest.remove_previous_export()):
+        log(f"removed the {removed} images of the earlier export in {out} (other files stay)")
     plan = labels if labels is not None else [None] * cfg.count
     log(f"exporting {len(plan)} images from {checkpoint.path} (step {checkpoint.step}) to {out}")
 
     grid = _GridPicker(labels is not None)
-    result = ExportResult(out, [], out / "manifest.csv", None)
-    rows = []
-    pending: deque = deque()  # (futures of one batch, its size)
-    workers = cfg.workers or devices.cpu_cores()
-    with ThreadPoolExecutor(workers) as pool, progress_bar(len(plan), "exporting", unit="img") as bar:
-        for images, batch_seeds, batch_labels, confidences, rejected in _batches(G, plan, cfg.seed, cfg.batch_size,
-                                                                                 cfg.truncation, device, screen):
-            for label in batch_labels + [label for label, _ in rejected]:
-                if label is not None:
-                    result.made_by_class[names[label]] = result.made_by_class.get(names[label], 0) + 1
-            for label, reason in rejected:
-                counts = result.rejected_by_class.setdefault(_class_name(names, label), {})
-                counts[reason] = counts.get(reason, 0) + 1
-            result.rejected += len(rejected)
-            if not len(images):
-                continue
-            grid.offer(images, batch_labels)
-            batch_files = [_file_for(out, names, label, seed, cfg.format) for seed, label in zip(batch_seeds, batch_labels)]
-            pixels, share = to_pixels(images), max(1, -(-len(batch_files) // workers))
-            pending.append(([pool.submit(_encode_and_write, pixels[i : i + share], batch_files[i : i + share],
-                                         cfg.format) for i in range(0, len(batch_files), share)], len(batch_files)))
-            result.files += batch_files
-            scores = d_scores(D, images, None if labels is None else batch_labels, device)
-            rows += [[f.relative_to(out).as_posix(), seed, _class_name(names, label), str(checkpoint.path),
-                      checkpoint.step, f"{cfg.truncation:g}", "" if confidence is None else f"{confidence:.4f}", f"{score:.4f}"]
-                     for f, seed, label, confidence, score in zip(batch_files, batch_seeds, batch_labels, confidences,
-                                                                  scores)]
-            while len(pending) > _BATCHES_AHEAD:
-                _finish(pending.popleft(), bar)
-        while pending:
-            _finish(pending.popleft(), bar)
+    result = ExportResult(out, [], manifest.path, None)
+    try:
+        with StopSignals() as stop:
+            batches = _batches(G, plan, cfg.seed, cfg.batch_size, cfg.truncation, device, screen)
+            _write_batches(batches, len(plan), cfg, D, device, checkpoint, manifest, grid, result, stop)
+    except OSError as error:  # a full disk, most likely
+        raise GanError(f"cannot write {error.filename} ({error.strerror}): {manifest.finish_early(len(plan))}. Free "
+                       f"some space (or choose another --out), then run the same command with --overwrite") from None
+    except KeyboardInterrupt:  # the second Ctrl-C: the files written so far still get their manifest
+        manifest.finish_early(len(plan))
+        raise
+    if stop.requested:
+        raise GanError(f"export stopped by a signal: {manifest.finish_early(len(plan))}. Run the same command with "
+                       f"--overwrite to export them all")
+    manifest.finish()
+    result.files = [out / row[0] for row in manifest.rows]
     _report_rejections(result, cfg, len(plan), log)
 
-    buffer = io.StringIO()
-    csv.writer(buffer).writerows([MANIFEST_COLUMNS, *rows])
-    write_text(result.manifest, buffer.getvalue())
     if grid_file and result.files:
         grid_file.parent.mkdir(parents=True, exist_ok=True)
         save_png(image_grid(grid.images()), grid_file)

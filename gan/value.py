@@ -20,9 +20,10 @@ from gan import device as devices
 from gan.classical import batch_augmenter
 from gan.classify import TrainingSet, accuracy, embed, predict, probabilities, train_classifier
 from gan.config import DataConfig, ValueConfig, parse_ops, to_dict
-from gan.data import ImageDataset, check_folder, load_dataset
+from gan.data import ImageDataset, load_dataset
 from gan.errors import GanError
 from gan.files import atomic_write, check_out, prepare_out, write_text
+from gan.folders import check_folder
 from gan.judge import agreement
 from gan.metrics import CopyDetector, precision_recall
 
@@ -54,7 +55,8 @@ def _load(path: str, flag: str, cfg: ValueConfig, channels: int, log) -> ImageDa
     if not any(child.is_dir() and not child.name.startswith(".") for child in root.iterdir()):
         raise GanError(f"{flag} {path} has no class subfolders: gan value needs labelled images, one subfolder per "
                        f"class with the same names in --train, --test and --synthetic")
-    return load_dataset(DataConfig(path=path, resolution=cfg.resolution, channels=channels), log)
+    return load_dataset(DataConfig(path=path, resolution=cfg.resolution, channels=channels, cache_dir=cfg.cache_dir),
+                        log)
 
 
 def _labelled_as(dataset: ImageDataset, class_names: list[str], flag: str) -> TrainingSet:

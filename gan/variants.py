@@ -3,7 +3,6 @@ they drop into a training set like the synthetic images do."""
 
 from __future__ import annotations
 
-import csv
 import io
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -15,11 +14,13 @@ import torchvision.transforms.v2.functional as F
 
 from gan.classical import augment_image, describe
 from gan.config import AugmentConfig, parse_ops
-from gan.data import check_folder, scan_folder
+from gan.folders import check_folder, scan_folder
 from gan.device import cpu_cores
 from gan.errors import GanError
-from gan.files import atomic_write, prepare_out, write_text
+from gan.files import atomic_write, prepare_out
 from gan.images import BadImage, open_rgb
+from gan.manifest import Manifest, check_folder_names
+from gan.stopping import StopSignals
 from gan.tracking import progress_bar
 
 _JPEG = (".jpg", ".jpeg")
@@ -64,15 +65,21 @@ def _make_variants(source: Path, name: str, index: int, cfg: AugmentConfig, out:
         return f"cannot be augmented ({type(error).__name__}: {error})"
 
 
+def _suffix(source: Path) -> str:
+    """A JPEG's variants are JPEGs (saving them as PNG would keep its artefacts at 5x the size); the rest, PNGs."""
+    return ".jpg" if source.suffix.lower() in _JPEG else ".png"
+
+
 def _write_variants(image: torch.Tensor, source: Path, name: str, index: int, cfg: AugmentConfig,
                     out: Path) -> list[list]:
-    jpeg = source.suffix.lower() in _JPEG
+    jpeg = _suffix(source) == ".jpg"
     ops = parse_ops(cfg.ops)
     rows = []
     for k in range(cfg.per_image):
         seed = cfg.seed + index * cfg.per_image + k
         variant, applied = augment_image(image, ops, cfg.strength, torch.Generator().manual_seed(seed))
-        path = out / f"{name}_aug{k:02d}{'.jpg' if jpeg else '.png'}"
+        path = out / f"{name}_aug{k:02d}{_suffix(source)}"
+        path.parent.mkdir(parents=True, exist_ok=True)  # here, so that an export stopped early leaves no empty class
         buffer = io.BytesIO()
         F.to_pil_image(variant).save(buffer, format="JPEG" if jpeg else "PNG", **({"quality": 95} if jpeg else {}))
         atomic_write(path, lambda tmp: tmp.write_bytes(buffer.getvalue()))
@@ -89,28 +96,63 @@ def export_variants(cfg: AugmentConfig, log: Callable[[str], None] = print) -> A
         raise GanError(f"--out {cfg.out} is inside --data {cfg.data}: the variants would mix into the originals; "
                        f"choose a folder outside it")
     files, labels, class_names = scan_folder(root, log)
-    out = prepare_out(cfg.out, cfg.overwrite)
     names = _variant_names(root, files)
-    for folder in {(out / name).parent for name in names}:
-        folder.mkdir(parents=True, exist_ok=True)
-    rows, skipped = [], []
+    check_folder_names(cfg.out, [name.split("/")[0] for name in names if "/" in name],
+                       f"rename that folder in {root}")
+    out = prepare_out(cfg.out, cfg.overwrite)
+    manifest = Manifest(out, ["file", "source", "class", "seed", "ops"])
+    if cfg.overwrite and (removed := manifest.remove_previous_export()):
+        log(f"removed the {removed} images of the earlier export in {out} (other files stay)")
+    # Every variant is named in the manifest's journal up front: files are written by many threads at once.
+    manifest.will_write([f"{name}_aug{k:02d}{_suffix(f)}" for f, name in zip(files, names) for k in range(cfg.per_image)])
+    planned = len(files) * cfg.per_image
     log(f"writing {cfg.per_image} variants of each of {len(files)} images to {out}")
-    with ThreadPoolExecutor(cfg.workers or cpu_cores()) as pool, progress_bar(len(files), "augmenting", "img") as bar:
-        jobs = [pool.submit(_make_variants, f, name, i, cfg, out) for i, (f, name) in enumerate(zip(files, names))]
-        for source, label, job in zip(files, labels, jobs):
-            result = job.result()
-            bar.update()
-            relative = source.relative_to(root).as_posix()
-            if isinstance(result, str):
-                skipped.append((relative, result))
-                continue
-            rows += [[file, relative, class_names[label], seed, ops] for file, seed, ops in result]
+    skipped: list[tuple[str, str]] = []
+    try:
+        with StopSignals() as stop:
+            _write_variants_of_all(files, labels, names, class_names, root, cfg, out, manifest, skipped, stop)
+    except OSError as error:
+        raise GanError(f"cannot write {error.filename} ({error.strerror}): {manifest.finish_early(planned, 'variants')}. "
+                       f"Free some space (or choose another --out), then run the same command with --overwrite") from None
+    except KeyboardInterrupt:
+        manifest.finish_early(planned, "variants")
+        raise
     for source, reason in skipped:
         log(f"skipped {source}: {reason}")
-    if not rows:
+    if stop.requested:
+        raise GanError(f"stopped by a signal: {manifest.finish_early(planned, 'variants')}. Run the same command with "
+                       f"--overwrite to write them all")
+    if not manifest.rows:
+        manifest.discard()
         raise GanError(f"no image in {root} could be read ({len(skipped)} skipped, reasons above); nothing was written")
-    manifest = out / "manifest.csv"
-    buffer = io.StringIO()
-    csv.writer(buffer).writerows([["file", "source", "class", "seed", "ops"], *rows])
-    write_text(manifest, buffer.getvalue())
-    return AugmentResult(out, [out / row[0] for row in rows], manifest, skipped)
+    manifest.finish()
+    return AugmentResult(out, [out / row[0] for row in manifest.rows], manifest.path, skipped)
+
+
+def _write_variants_of_all(files: list[Path], labels: list[int], names: list[str], class_names: list[str], root: Path,
+                           cfg: AugmentConfig, out: Path, manifest: Manifest, skipped: list, stop: StopSignals) -> None:
+    """The variants of every source, in worker threads. On a signal or an error, the sources not yet started are
+    dropped and those being worked on finish, so that every file written is in the manifest's rows."""
+
+    def collect(source: Path, label: int, result: list[list] | str) -> None:
+        relative = source.relative_to(root).as_posix()
+        if isinstance(result, str):
+            skipped.append((relative, result))
+        else:
+            manifest.rows += [[file, relative, class_names[label], seed, ops] for file, seed, ops in result]
+
+    with ThreadPoolExecutor(cfg.workers or cpu_cores()) as pool, progress_bar(len(files), "augmenting", "img") as bar:
+        jobs = [pool.submit(_make_variants, f, name, i, cfg, out) for i, (f, name) in enumerate(zip(files, names))]
+        done = 0
+        try:
+            for source, label, job in zip(files, labels, jobs):
+                if stop.requested:
+                    break
+                collect(source, label, job.result())
+                done += 1
+                bar.update()
+        finally:
+            pool.shutdown(cancel_futures=True)  # waits for the running ones
+            for source, label, job in list(zip(files, labels, jobs))[done:]:
+                if not job.cancelled() and job.exception() is None:
+                    collect(source, label, job.result())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 from pathlib import Path
 
@@ -26,6 +27,34 @@ def write_images(folder: Path, count: int, size: tuple[int, int] = (24, 20), mod
         Image.fromarray(pixels).convert(mode).save(path)
         paths.append(path)
     return paths
+
+
+def fill_the_disk_after(count: int, module, monkeypatch) -> list[Path]:
+    """`module`'s atomic writes succeed `count` times, then fail as on a full disk; returns the files written."""
+    from gan.files import atomic_write
+
+    written: list[Path] = []
+
+    def write_until_full(path, write, durable=False):
+        if len(written) == count:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        atomic_write(path, write, durable)
+        written.append(Path(path))
+
+    monkeypatch.setattr(module, "atomic_write", write_until_full)
+    return written
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch):
+    """No test downloads anything: a download fails as it does with no network (tests that serve a file on
+    127.0.0.1 put torch's downloader back)."""
+    import gan.features
+
+    def no_network(url, *args, **kwargs):
+        raise OSError(errno.ENETUNREACH, "Network is unreachable (the tests run offline)", url)
+
+    monkeypatch.setattr(gan.features, "fetch_url", no_network)
 
 
 @pytest.fixture(autouse=True)

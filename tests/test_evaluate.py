@@ -77,6 +77,8 @@ def test_held_out_real_images(run, tmp_path):
     report = evaluate_run(evaluation(run, real=str(tmp_path / "held")), log=lines.append).report
     assert report["num_real"] == 7 and report["real"] == str((tmp_path / "held").resolve())
     assert set(report["classes"]) == {"cats"}  # birds are not a class of the run; dogs have no real images here
+    assert f"warning: --real {tmp_path / 'held'} has class folders the run was not trained on (birds): their 3 " \
+           f"images count in the overall metrics, and in no class's" in lines
     write_images(tmp_path / "flat", 4, seed=9)
     evaluate_run(evaluation(run, real=str(tmp_path / "flat")), log=lines.append)
     assert any("has none of the run's class folders (cats, dogs)" in line for line in lines)

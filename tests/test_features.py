@@ -1,10 +1,15 @@
+import hashlib
+import http.server
 import io
 import pickle
+import socket
+import threading
 
 import pytest
 import torch
 from torch import nn
 
+import gan.features as features_module
 from gan.config import FeatureConfig
 from gan.errors import GanError
 from gan.features import RandomFeatures, embed, load_feature_space
@@ -47,12 +52,103 @@ def test_auto_without_inception_weights_falls_back_and_says_so(tmp_path, monkeyp
     assert "no Inception weights at" in lines[0] and "not with published FIDs" in lines[0]
 
 
-def test_inception_without_weights_is_a_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    with pytest.raises(GanError, match="no Inception weights at .*torch/hub/checkpoints.* --inception-weights FILE"):
-        load_feature_space(FeatureConfig(features="inception"), CPU)
+def test_missing_inception_weights_file_is_a_clear_error(tmp_path):
     with pytest.raises(GanError, match="no Inception weights at .*missing.pth"):
         load_feature_space(FeatureConfig(inception_weights=str(tmp_path / "missing.pth")), CPU)
+
+
+def stand_in_inception_weights(path):
+    """Real FID weights are a download; randomly initialised ones of the same architecture stand in for them."""
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    original = FeatureExtractorInceptionV3.load_state_dict
+    FeatureExtractorInceptionV3.load_state_dict = lambda self, state: None
+    try:
+        empty = io.BytesIO()
+        torch.save({}, empty)
+        empty.seek(0)
+        weights = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"], empty).state_dict()
+    finally:
+        FeatureExtractorInceptionV3.load_state_dict = original
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(weights, path)
+    return path
+
+
+@pytest.fixture
+def weights_server(tmp_path, monkeypatch):
+    """An HTTP server on 127.0.0.1 serving stand-in weights; it counts the requests."""
+    served = stand_in_inception_weights(tmp_path / "served" / features_module.INCEPTION_FILES[0])
+    requests = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(served.parent), **kwargs)
+
+        def do_GET(self):
+            requests.append(self.path)
+            super().do_GET()
+
+        def log_message(self, *args):
+            pass
+
+    monkeypatch.setattr(features_module, "fetch_url", torch.hub.download_url_to_file)  # to 127.0.0.1 only
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/{served.name}", hashlib.sha256(served.read_bytes()).hexdigest(), \
+        requests
+    server.shutdown()
+
+
+def test_inception_asked_for_by_name_is_downloaded_once_into_the_hub_cache(tmp_path, monkeypatch, weights_server):
+    url, sha256, requests = weights_server
+    monkeypatch.setattr(features_module, "INCEPTION_URL", url)
+    monkeypatch.setattr(features_module, "INCEPTION_SHA256", sha256)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    lines = []
+    space = load_feature_space(FeatureConfig(features="inception"), CPU, lines.append)
+    cached = tmp_path / "torch" / "hub" / "checkpoints" / features_module.INCEPTION_FILES[0]
+    assert space.name == "inception" and cached.is_file() and len(requests) == 1
+    assert lines == [f"downloading the FID Inception-v3 weights (92 MB, once) from {url} to {cached}"]
+    assert embed(space, images(2), 2, CPU).shape == (2, 2048)
+    load_feature_space(FeatureConfig(features="inception"), CPU, lines.append)
+    load_feature_space(FeatureConfig(), CPU, lines.append)  # auto now finds them too
+    assert len(requests) == 1 and len(lines) == 1
+
+
+def test_a_download_that_is_not_the_published_file_is_refused_and_not_kept(tmp_path, monkeypatch, weights_server):
+    url, sha256, requests = weights_server
+    monkeypatch.setattr(features_module, "INCEPTION_URL", url)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # the real hash: the stand-in does not match it
+    with pytest.raises(GanError, match=r"^cannot download the Inception weights \(RuntimeError: invalid hash value"):
+        load_feature_space(FeatureConfig(features="inception"), CPU, lambda _: None)
+    assert list((tmp_path / "torch" / "hub" / "checkpoints").iterdir()) == []
+
+
+def test_offline_the_download_fails_with_the_url_and_where_to_put_the_file(tmp_path, monkeypatch):
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/{features_module.INCEPTION_FILES[0]}"
+    monkeypatch.setattr(features_module, "INCEPTION_URL", url)
+    monkeypatch.setattr(features_module, "fetch_url", torch.hub.download_url_to_file)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    cached = tmp_path / "torch" / "hub" / "checkpoints" / features_module.INCEPTION_FILES[0]
+    with pytest.raises(GanError) as error:
+        load_feature_space(FeatureConfig(features="inception"), CPU, lambda _: None)
+    message = str(error.value)
+    assert message.startswith("cannot download the Inception weights (URLError: ")
+    assert message.endswith(f"Download {url} to {cached} (or anywhere, and pass --inception-weights FILE), or use "
+                            f"--features random")
+
+
+def test_auto_never_downloads(tmp_path, monkeypatch):
+    def no_download(*args, **kwargs):
+        raise AssertionError("auto must not download")
+
+    monkeypatch.setattr(features_module, "fetch_url", no_download)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    assert load_feature_space(FeatureConfig(features="auto"), CPU, lambda _: None).name == "random"
 
 
 @pytest.mark.filterwarnings("ignore:Detected pickle protocol")
@@ -72,18 +168,8 @@ def test_bad_or_unsafe_inception_weights_are_refused(tmp_path):
         load_feature_space(FeatureConfig(inception_weights=str(other)), CPU)
 
 
-def test_inception_weights_load_safely_and_give_2048_features(tmp_path, monkeypatch):
-    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
-
-    # Real FID weights are a download; randomly initialised ones of the same architecture stand in for them.
-    with monkeypatch.context() as patch:
-        patch.setattr(FeatureExtractorInceptionV3, "load_state_dict", lambda self, state: None)
-        empty = io.BytesIO()
-        torch.save({}, empty)
-        empty.seek(0)
-        weights = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"], empty).state_dict()
-    path = tmp_path / "inception.pth"
-    torch.save(weights, path)
+def test_inception_weights_load_safely_and_give_2048_features(tmp_path):
+    path = stand_in_inception_weights(tmp_path / "inception.pth")
     space = load_feature_space(FeatureConfig(features="inception", inception_weights=str(path)), CPU)
     assert space.name == "inception" and space.comparable
     assert embed(space, images(2), 2, CPU).shape == (2, 2048)

@@ -1,11 +1,17 @@
 import csv
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from conftest import tiny_config, write_images
+import gan.sample as sample_module
+from conftest import fill_the_disk_after, tiny_config, write_images
 from gan.checkpoint import load_checkpoint, save_checkpoint
 from gan.config import SampleConfig
 from gan.errors import GanError
@@ -63,7 +69,7 @@ def test_a_folder_with_files_is_refused_unless_overwrite(run_dir, tmp_path):
         export(SampleConfig(run=str(run_dir), count=2, out=str(out)), log=lambda _: None)
     assert [p.name for p in out.iterdir()] == ["holiday.jpg"]
     export(SampleConfig(run=str(run_dir), count=2, out=str(out), overwrite=True), log=lambda _: None)
-    assert (out / "holiday.jpg").read_bytes() == b"precious"  # --overwrite replaces only same-named files
+    assert (out / "holiday.jpg").read_bytes() == b"precious"  # --overwrite removes only an earlier export's files
     assert (out / "seed000001.png").exists()
 
 
@@ -249,3 +255,95 @@ def test_reject_copies_does_not_depend_on_batch_size(conditional_run, tmp_path, 
     # Seeds 6 and 7 replace 1 and 4, in plan order, whatever the batches.
     assert made[0] == ["cats/seed000000.png", "cats/seed000002.png", "cats/seed000006.png", "dogs/seed000003.png",
                        "dogs/seed000005.png", "dogs/seed000007.png"]
+
+
+def listed(manifest) -> list[str]:
+    return [row["file"] for row in csv.DictReader(manifest.open())]
+
+
+def test_a_full_disk_mid_export_names_the_file_lists_what_was_written_and_overwrite_cleans_up(run_dir, tmp_path,
+                                                                                           monkeypatch):
+    out = tmp_path / "out"
+    written = fill_the_disk_after(3, sample_module, monkeypatch)
+    with pytest.raises(GanError) as error:
+        export(SampleConfig(run=str(run_dir), count=8, out=str(out), batch_size=2, workers=1), log=lambda _: None)
+    assert str(error.value) == (
+        f"cannot write {out / 'seed000003.png'} (No space left on device): 3 of 8 images were written, and "
+        f"{out / 'manifest.csv'} lists them. Free some space (or choose another --out), then run the same command "
+        f"with --overwrite")
+    names = [f.name for f in written]
+    assert listed(out / "manifest.csv") == names == ["seed000000.png", "seed000001.png", "seed000002.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.csv", *names]  # no journal, no temp file left
+
+    monkeypatch.undo()
+    (out / "notes.png").write_bytes(b"the user's")
+    export(SampleConfig(run=str(run_dir), count=2, out=str(out), seed=100, overwrite=True), log=lambda _: None)
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.csv", "notes.png", "seed000100.png", "seed000101.png"]
+
+
+def test_a_signal_stops_an_export_between_batches_with_a_manifest_of_what_was_written(run_dir, tmp_path,
+                                                                                     monkeypatch):
+    out = tmp_path / "out"
+    real_encode = sample_module._encode_and_write
+
+    def signal_during_the_first_batch(pixels, files, fmt):
+        if files[0].name == "seed000000.png":
+            os.kill(os.getpid(), signal.SIGTERM)
+        real_encode(pixels, files, fmt)
+
+    monkeypatch.setattr(sample_module, "_encode_and_write", signal_during_the_first_batch)
+    with pytest.raises(GanError) as error:
+        export(SampleConfig(run=str(run_dir), count=400, out=str(out), batch_size=2, workers=1), log=lambda _: None)
+    message = str(error.value)
+    assert message.startswith("export stopped by a signal: ") and message.endswith(
+        f"of 400 images were written, and {out / 'manifest.csv'} lists them. Run the same command with --overwrite "
+        f"to export them all")
+    files = sorted(p.name for p in out.iterdir() if p.name != "manifest.csv")
+    assert 2 <= len(files) < 400 and sorted(listed(out / "manifest.csv")) == files
+
+
+def test_an_export_killed_outright_is_cleaned_up_by_the_next_overwrite(run_dir, tmp_path):
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "gan.cli", "sample", "--run", str(run_dir), "--count", "100000", "--out",
+               str(out), "--batch-size", "4", "--workers", "1"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(out.glob("seed*.png"))) < 8 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        process.kill()
+        process.wait()
+    left = list(out.glob("seed*.png"))
+    assert len(left) >= 8 and not (out / "manifest.csv").exists()
+    (out / "mine.png").write_bytes(b"the user's")
+    export(SampleConfig(run=str(run_dir), count=1, out=str(out), seed=500000, overwrite=True), log=lambda _: None)
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.csv", "mine.png", "seed500000.png"]
+
+
+def test_overwrite_removes_only_the_files_a_manifest_may_name(run_dir, tmp_path):
+    out = tmp_path / "out"
+    export(SampleConfig(run=str(run_dir), count=1, out=str(out)), log=lambda _: None)
+    outside = tmp_path / "precious.png"
+    outside.write_bytes(b"keep")
+    with open(out / "manifest.csv", "a") as manifest:  # an edited manifest must not reach outside --out
+        manifest.write(f"../precious.png\n{outside}\nnotes.txt\n")
+    (out / "notes.txt").write_text("keep")
+    export(SampleConfig(run=str(run_dir), count=1, out=str(out), seed=7, overwrite=True), log=lambda _: None)
+    assert outside.read_bytes() == b"keep" and (out / "notes.txt").exists()
+    assert not (out / "seed000000.png").exists() and (out / "seed000007.png").exists()
+
+
+def test_a_class_named_like_the_manifest_is_refused_before_any_work(tmp_path):
+    write_images(tmp_path / "data" / "manifest.csv", 3, seed=1)
+    write_images(tmp_path / "data" / "other", 3, seed=2)
+    run = train(tiny_config(tmp_path / "data", tmp_path / "runs", steps=2), log=lambda _: None).run_dir
+    with pytest.raises(GanError) as error:
+        export(SampleConfig(run=str(run), count=4, out=str(tmp_path / "out")), log=lambda _: None)
+    assert str(error.value) == (
+        f"class 'manifest.csv' would be written to the folder {tmp_path / 'out' / 'manifest.csv'}, where the export's "
+        f"manifest.csv goes: export the other classes with --class")
+    assert not (tmp_path / "out").exists()
+    exported = export(SampleConfig(run=str(run), count=2, classes=["other"], out=str(tmp_path / "out")),
+                      log=lambda _: None)
+    assert listed(exported.manifest) == ["other/seed000000.png", "other/seed000001.png"]

@@ -69,6 +69,13 @@ def test_only_the_configurations_asked_for_are_trained(folders, tmp_path):
     assert list(report["conditions"]) == [REAL] and report["verdict"].startswith("real images alone")
 
 
+def test_cache_dir_keeps_the_decoded_images_out_of_the_users_cache(folders, tmp_path):
+    cfg = settings(folders, tmp_path / "r", seeds=1, synthetic="", classical=False, cache_dir=str(tmp_path / "mine"))
+    measure_value(cfg, log=lambda _: None)
+    assert len(list((tmp_path / "mine").glob("*.pt"))) == 2  # --train and --test
+    assert not (tmp_path / "xdg-cache").exists()
+
+
 def test_a_re_encoded_copy_of_a_test_image_is_caught_too(folders, tmp_path):
     some_test_image = next((tmp_path / "test" / "blue").iterdir())
     Image.open(some_test_image).save(tmp_path / "train" / "blue" / "resaved.png", compress_level=1)  # other bytes

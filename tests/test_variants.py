@@ -1,9 +1,11 @@
 import csv
 
+import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import write_images
+import gan.variants as variants_module
+from conftest import fill_the_disk_after, write_images
 from gan.config import AugmentConfig
 from gan.errors import GanError
 from gan.variants import export_variants
@@ -44,6 +46,17 @@ def test_formats_modes_and_bad_files(tmp_path):
     assert result.skipped == [("broken.png", "not an image (or not one of PNG, JPEG, WebP, BMP, GIF, TIFF)")]
 
 
+def test_a_float_tiff_holding_nan_is_skipped_not_made_black(tmp_path):
+    data = tmp_path / "data"
+    write_images(data, 1)
+    values = np.full((8, 8), 0.5, dtype=np.float32)
+    values[0, 0] = np.nan
+    Image.fromarray(values, mode="F").save(data / "nan.tif")
+    result = run(data, tmp_path / "out", per_image=1)
+    assert [f.name for f in result.files] == ["img000_aug00.png"]
+    assert result.skipped == [("nan.tif", "holds 1 non-finite pixel values (NaN or infinity)")]
+
+
 def test_output_folders_that_would_lose_or_mix_files_are_refused(class_folder, tmp_path):
     with pytest.raises(GanError, match="is inside --data"):
         run(class_folder, class_folder / "augmented")
@@ -81,3 +94,36 @@ def test_a_folder_of_unreadable_files_is_an_error_not_an_empty_success(tmp_path)
 def test_bad_settings_name_the_flag(flat_folder, tmp_path, settings, message):
     with pytest.raises(GanError, match=message):
         run(flat_folder, tmp_path / "out", **settings)
+
+
+def test_a_full_disk_lists_every_variant_written_and_overwrite_removes_them(class_folder, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    written = fill_the_disk_after(5, variants_module, monkeypatch)  # the third source's second variant fails
+    with pytest.raises(GanError) as error:
+        run(class_folder, out, per_image=2)
+    assert str(error.value) == (
+        f"cannot write {out / 'cats' / 'img002_aug01.png'} (No space left on device): 4 of 22 variants were written, "
+        f"and {out / 'manifest.csv'} lists them. Free some space (or choose another --out), then run the same command "
+        f"with --overwrite")
+    listed = sorted(row["file"] for row in csv.DictReader((out / "manifest.csv").open()))
+    assert listed == sorted(f.relative_to(out).as_posix() for f in written[:4])  # the lone variant was removed
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")) == listed
+    assert not (out / ".manifest-journal.csv").exists()
+    monkeypatch.undo()
+    (out / "cats" / "mine.png").write_bytes(b"the user's")
+    write_images(tmp_path / "few", 1)
+    result = run(tmp_path / "few", out, per_image=1, overwrite=True)
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == [
+        "cats", "cats/mine.png", "img000_aug00.png", "manifest.csv"]  # dogs/ held only the old variants
+    assert [f.name for f in result.files] == ["img000_aug00.png"]
+
+
+def test_a_class_folder_named_like_the_manifest_is_refused_before_any_work(tmp_path):
+    write_images(tmp_path / "data" / "manifest.csv", 1)
+    write_images(tmp_path / "data" / "cats", 1)
+    with pytest.raises(GanError) as error:
+        run(tmp_path / "data", tmp_path / "out")
+    assert str(error.value) == (
+        f"class 'manifest.csv' would be written to the folder {tmp_path / 'out' / 'manifest.csv'}, where the export's "
+        f"manifest.csv goes: rename that folder in {tmp_path / 'data'}")
+    assert not (tmp_path / "out").exists()
