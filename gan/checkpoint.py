@@ -119,11 +119,19 @@ def _write(path: Path, state: dict) -> Path:
     try:
         atomic_write(path, lambda tmp: torch.save({"format": FORMAT, "version": VERSION, **state}, tmp), durable=True)
     except (OSError, RuntimeError) as error:  # torch's writer reports a full disk as a RuntimeError
-        raise unwritable(path.parent, path, error) from None
+        raise unwritable(path.parent, path, error, _tensor_bytes(state)) from None
     return path
 
 
-def unwritable(run_dir: Path, file: Path | str, error: Exception) -> GanError:
+def _tensor_bytes(value) -> int:
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, dict):
+        return sum(map(_tensor_bytes, value.values()))
+    return sum(map(_tensor_bytes, value)) if isinstance(value, (list, tuple)) else 0
+
+
+def unwritable(run_dir: Path, file: Path | str, error: Exception, needed: int = 0) -> GanError:
     """A write into a run folder that failed (a full disk, permissions), told with what is kept and how to go on."""
     free = shutil.disk_usage(run_dir).free
     if getattr(error, "errno", None) == errno.ENOSPC or free < _LOW_SPACE:
@@ -133,7 +141,8 @@ def unwritable(run_dir: Path, file: Path | str, error: Exception) -> GanError:
     saved = list_checkpoints(run_dir)
     then = f"continue with: gan train --resume {run_dir}" if saved else "run the same command again"
     kept = f"the newest complete checkpoint is {saved[-1].name}" if saved else "no checkpoint was saved yet"
-    return GanError(f"cannot write {file} ({reason}; {human_size(free)} free there): {kept}. Free some space, "
+    size = f" (a checkpoint takes about {human_size(needed)})" if needed else ""
+    return GanError(f"cannot write {file} ({reason}; {human_size(free)} free there): {kept}. Free some space{size}, "
                     f"then {then}")
 
 

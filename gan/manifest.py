@@ -63,11 +63,14 @@ class Manifest:
 
     def will_write(self, files: list[str]) -> None:
         """Name these files (relative to `out`) in the journal, before they are written."""
-        if self._journal is None:
-            self._journal = open(self.journal, "a", newline="")
-        csv.writer(self._journal).writerows([file] for file in files)
-        self._journal.flush()
-        os.fsync(self._journal.fileno())
+        try:
+            if self._journal is None:
+                self._journal = open(self.journal, "a", newline="")
+            csv.writer(self._journal).writerows([file] for file in files)
+            self._journal.flush()
+            os.fsync(self._journal.fileno())
+        except OSError as error:  # a full disk: name the file, as for the images
+            raise OSError(error.errno, error.strerror, str(self.journal)) from None
 
     def finish(self) -> int:
         """Write manifest.csv for the files that exist (all of them after a complete export) and drop the journal;

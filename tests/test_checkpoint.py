@@ -50,10 +50,10 @@ def test_torchs_full_disk_error_names_the_disk_and_the_checkpoint_to_resume(tmp_
     monkeypatch.setattr(torch, "save", full_disk)
     monkeypatch.setattr(shutil, "disk_usage", lambda path: SimpleNamespace(free=4096))
     with pytest.raises(GanError) as error:
-        save_checkpoint(tmp_path, {"step": 2}, keep=3)
+        save_checkpoint(tmp_path, {"step": 2, "G": {"weight": torch.zeros(2**20)}}, keep=3)
     assert str(error.value) == (f"cannot write {tmp_path / 'checkpoint-0000002.pt'} (the disk is full; 0 MiB free "
-                                f"there): the newest complete checkpoint is checkpoint-0000001.pt. Free some space, "
-                                f"then continue with: gan train --resume {tmp_path}")
+                                f"there): the newest complete checkpoint is checkpoint-0000001.pt. Free some space "
+                                f"(a checkpoint takes about 4 MiB), then continue with: gan train --resume {tmp_path}")
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint-0000001.pt"]
 
 
