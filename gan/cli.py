@@ -274,6 +274,13 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{error.filename}: " if error.filename else ""
         print(f"error: {where}{error.strerror or error}", file=sys.stderr)
         return 1
+    except (RuntimeError, MemoryError) as error:
+        from gan.memory import is_out_of_memory  # (training explains its own, with what to lower)
+
+        if not is_out_of_memory(error):
+            raise
+        print(f"error: out of memory ({str(error).strip().splitlines()[0]}): lower --batch-size", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -179,6 +179,19 @@ def test_disk_errors_name_the_file_instead_of_a_traceback(monkeypatch, capsys):
     assert capsys.readouterr().err == "error: out/seed000003.png: No space left on device\n"
 
 
+def test_running_out_of_memory_outside_training_is_one_line(monkeypatch, capsys):
+    import gan.sample
+    import torch
+
+    def out_of_memory(cfg):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB\nmore text")
+
+    monkeypatch.setattr(gan.sample, "export", out_of_memory)
+    assert main(["sample", "--run", "r", "--out", "o"]) == 1
+    assert capsys.readouterr().err == ("error: out of memory (CUDA out of memory. Tried to allocate 20.00 GiB): lower "
+                                       "--batch-size\n")
+
+
 def test_class_flag_repeats(class_folder, tmp_path, capsys):
     runs = tmp_path / "runs"
     main(["train", "--data", str(class_folder), *TINY_FLAGS, "--steps", "1", "--out", str(runs)])
