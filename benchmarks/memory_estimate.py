@@ -21,7 +21,8 @@ import json, resource, sys, torch
 from gan.config import RunConfig
 from gan.data import ImageDataset
 from gan.memory import training_bytes
-from gan.train import build_loop, train_step
+from gan.state import build_state
+from gan.step import train_step
 
 resolution, batch, device, steps = int(sys.argv[1]), int(sys.argv[2]), torch.device(sys.argv[3]), int(sys.argv[4])
 cfg = RunConfig()
@@ -31,7 +32,7 @@ dataset = ImageDataset(images, torch.zeros(batch, dtype=torch.long), ["x"], [str
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 if device.type == "cuda":
     torch.cuda.reset_peak_memory_stats(device)
-loop = build_loop(cfg, dataset, device)
+loop = build_state(cfg, dataset, device)
 for step in range(1, steps + 1):
     train_step(loop, cfg, device, None, step)
 if device.type == "cuda":

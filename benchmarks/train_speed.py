@@ -10,7 +10,7 @@ networks gain a layer per doubling; the example's loop is only defined at 64 px 
 DataLoader is still timed, resizing to that resolution).
 - reference: ImageFolder-style PIL decode + Resize/CenterCrop/ToTensor/Normalize in DataLoader workers every
   step, Sigmoid + BCELoss, and the example's per-step .item() reads.
-- ours: `gan.train.train_step` on our data path (decoded once, batches on the device), losses read every
+- ours: `gan.step.train_step` on our data path (decoded once, batches on the device), losses read every
   --log-every steps as `gan train` does; augmentation and EMA off, then on (translation,cutout,color, adaptive p).
 - floor: our G and D doing forward, backward and Adam steps on random tensors already on the device.
 - data: images/s the reference DataLoader delivers with no model, and what ours delivers (on the device,
@@ -41,7 +41,9 @@ from gan.config import DEFAULT_POLICY, RunConfig
 from gan.data import load_dataset
 from gan.folders import check_folder, scan_folder
 from gan.losses import LOSSES
-from gan.train import build_loop, build_networks, record_dataset, train_step
+from gan.state import build_networks, build_state
+from gan.step import stacked, train_step
+from gan.train import record_dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from speed import describe_machine, measure_turns, print_table  # noqa: E402
@@ -169,7 +171,7 @@ def our_config(data: Path, device: str, precision: str, augmented: bool, compile
 
 def our_loop(cfg: RunConfig, dataset, device: torch.device):
     """run(steps) -> images: `train_step`, with the stats read back every --log-every steps as `gan train` does."""
-    loop = build_loop(cfg, dataset, device)
+    loop = build_state(cfg, dataset, device)
     amp = devices.autocast_dtype(device, cfg.train.precision)
     step = [0]
 
@@ -179,10 +181,10 @@ def our_loop(cfg: RunConfig, dataset, device: torch.device):
             step[0] += 1
             window.append(train_step(loop, cfg, device, amp, step[0]))
             if len(window) == cfg.train.log_every:
-                torch.stack(window).cpu()
+                stacked(window)[1].cpu()
                 window.clear()
         if window:
-            torch.stack(window).cpu()
+            stacked(window)[1].cpu()
         return steps * cfg.train.batch_size
 
     return run, loop

@@ -110,6 +110,7 @@ class AugmentProbability:
     def __init__(self, p: float, adaptive: bool, target: float, batch_size: int, device: torch.device,
                  interval: int = 4, speed_images: int = 100_000, average=lambda value: value):
         self.p = torch.tensor(float(p), device=device)
+        self.adaptive = adaptive
         self.average = average
         self.target = target
         self.interval = interval
@@ -132,6 +133,8 @@ class AugmentProbability:
         return {"p": self.p.cpu(), "signs": self.signs.cpu(), "count": self.count, "rt": self.rt.cpu()}
 
     def load_state_dict(self, state: dict) -> None:
+        """A fixed p (--augment-p given on resume) wins over the saved one; an adaptive p carries on."""
         device = self.p.device
-        self.p, self.signs, self.rt = (state[k].to(device) for k in ("p", "signs", "rt"))
+        p, self.signs, self.rt = (state[k].to(device) for k in ("p", "signs", "rt"))
+        self.p = p if self.adaptive else self.p
         self.count = int(state["count"])

@@ -201,7 +201,7 @@ def _instead(broken: Path) -> str:
 
 @dataclass
 class Checkpoint:
-    state: dict  # see train.training_state for the keys
+    state: dict  # see train.checkpoint_state and state.TrainingState for the keys
     path: Path
 
     def saved_config(self) -> RunConfig:

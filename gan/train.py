@@ -2,42 +2,34 @@
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from gan import device as devices
-from gan.augment import AugmentProbability, augment
-from gan.checkpoint import (Checkpoint, RunLock, is_run_folder, list_checkpoints, new_run_dir, save_best, save_checkpoint,
-                            save_config, unwritable)
+from gan.checkpoint import (Checkpoint, RunLock, is_run_folder, list_checkpoints, new_run_dir, save_best,
+                            save_checkpoint, save_config, unwritable)
 from gan.config import RunConfig, parse_policy, shape_differences, to_dict
-from gan.data import ImageDataset, RealBatches, load_dataset
+from gan.data import ImageDataset, load_dataset
 from gan.distributed import SINGLE, Ranks
 from gan.errors import GanError
 from gan.evaluate import best_score_so_far, training_evaluator
 from gan.judge import run_judge
-from gan.losses import LOSSES, PAIRED, LeCam, gradient_penalty, penalty_weight
 from gan.memory import check_fits, out_of_memory_explained
-from gan.models import Discriminator, Generator, ema_decay_at, refresh_batchnorm_stats, update_ema
+from gan.models import refresh_batchnorm_stats
+from gan.state import GRID_STREAM, NORM_STREAM, Networks, TrainingState, build_state, seeded
+from gan.step import stacked, train_step
 from gan.stopping import StopSignals
 from gan.tracking import GRID_SIZE, Tracker
-from gan.transfer import freeze_blocks, load_source, start_from
+from gan.transfer import load_source, start_from
 
-# What train_step returns, in this order.
-STATS = ("Loss/D", "Loss/G", "D/real", "D/fake", "Loss/R1", "Loss/R2", "Loss/LeCam", "Loss/class", "Augment/p",
-         "Augment/rt")
 # What each evaluation logs, from Evaluator scores.
 METRICS = {"Metrics/KID": "kid", "Metrics/FID": "fid", "Metrics/precision": "precision", "Metrics/recall": "recall",
            "Metrics/class_KID": "class_kid", "Metrics/label_agreement": "label_agreement"}
 
-# Independent random streams derived from --seed; all of training's randomness comes from these generators.
-_DATA_STREAM, _NOISE_STREAM, _GRID_STREAM, _NORM_STREAM, _AUGMENT_STREAM = range(5)
 _GRID_ROWS = 16  # a conditional grid shows one row of 8 per class, for at most this many classes
 
 
@@ -53,202 +45,9 @@ class TrainingDiverged(GanError):
     """A loss became NaN or infinite; the message names the step and the last good checkpoint."""
 
 
-@dataclass
-class Networks:
-    G: nn.Module
-    D: nn.Module
-    G_ema: nn.Module  # moving average of G: what grids and exports use
-    opt_G: torch.optim.Optimizer
-    opt_D: torch.optim.Optimizer
-    d_trainable: list[nn.Parameter]  # D's parameters less those --freeze-d holds fixed
-    channels_last: bool  # the networks' memory layout, which real batches must match
-
-
-@dataclass
-class Loop:
-    """Everything a training step reads and advances, and so everything a checkpoint must hold."""
-
-    nets: Networks
-    # nets.G and nets.D as training calls them: compiled, and with several processes under DDP
-    G: nn.Module
-    D: nn.Module  # for D's step
-    D_penalised: nn.Module  # for D's steps with a gradient penalty, whose double backward compiled code cannot take
-    D_for_G: nn.Module  # for G's step, which needs no gradients for D (so no DDP)
-    ranks: Ranks
-    batches: RealBatches
-    noise: torch.Generator  # CPU: the same noise on every device
-    augment_generator: torch.Generator  # on the training device, where augmentation runs
-    augment_p: AugmentProbability
-    policy: tuple[str, ...]
-    r1: torch.Tensor  # the latest R1 and R2 penalties (they are only computed every --r1-every steps)
-    r2: torch.Tensor
-    lecam: LeCam
-
-
-def seeded(seed: int, stream: int, device: torch.device | str = "cpu") -> torch.Generator:
-    return torch.Generator(device=device).manual_seed(seed * 8 + stream)
-
-
-def build_networks(cfg: RunConfig, device: torch.device) -> Networks:
-    """Fresh DCGAN networks (initialised from --seed) and their Adam optimizers on `device`."""
-    shape = (cfg.data.resolution, cfg.data.channels)
-    layout = devices.channels_last(device, cfg.train.compile)
-    classes = cfg.num_classes
-    with torch.random.fork_rng(devices=[]):  # seed the initial weights without touching the caller's RNG
-        torch.manual_seed(cfg.train.seed)
-        G = devices.place(Generator(cfg.model, *shape, classes), device, layout)
-        D = devices.place(Discriminator(cfg.model, *shape, classes), device, layout)
-    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
-    t = cfg.train
-    d_trainable = freeze_blocks(D, t.freeze_d, cfg.data.resolution)
-    opt_G = torch.optim.Adam(G.parameters(), t.g_lr, (t.beta1, t.beta2), **devices.adam_options(device))
-    opt_D = torch.optim.Adam(D.parameters(), t.d_lr, (t.beta1, t.beta2), **devices.adam_options(device))
-    return Networks(G, D, G_ema, opt_G, opt_D, d_trainable, layout)
-
-
-def build_loop(cfg: RunConfig, dataset: ImageDataset, device: torch.device, ranks: Ranks = SINGLE) -> Loop:
-    """A fresh training state for `cfg` (resolved against `dataset`): networks, batches and random streams."""
-    t = cfg.train
-    nets = build_networks(cfg, device)
-    adaptive = t.augment_p == "auto"
-    D_synced = ranks.wrap(nets.D)
-    D = devices.maybe_compile(D_synced, t.compile, device, t.compile_mode)
-    return Loop(
-        nets=nets,
-        G=devices.maybe_compile(ranks.wrap(nets.G), t.compile, device, t.compile_mode),
-        D=D,
-        D_penalised=D_synced,
-        D_for_G=D if ranks.processes == 1 else devices.maybe_compile(nets.D, t.compile, device, t.compile_mode),
-        ranks=ranks,
-        batches=RealBatches(dataset, t.batch_size, cfg.data.mirror, cfg.data.class_balance,
-                            seeded(t.seed, _DATA_STREAM), device, ranks.rows(t.batch_size)),
-        noise=seeded(t.seed, _NOISE_STREAM),
-        augment_generator=seeded(t.seed, _AUGMENT_STREAM, device),
-        augment_p=AugmentProbability(0.0 if adaptive else float(t.augment_p), adaptive, t.augment_target,
-                                     t.batch_size, device, average=ranks.average),
-        policy=parse_policy(t.augment),
-        r1=torch.zeros((), device=device),
-        r2=torch.zeros((), device=device),
-        lecam=LeCam(device, average=ranks.average),
-    )
-
-
-def training_state(loop: Loop, step: int, cfg: RunConfig, data_fingerprint: str) -> dict:
+def checkpoint_state(state: TrainingState, step: int, cfg: RunConfig, data_fingerprint: str) -> dict:
     """Everything a resume needs, as plain tensors and dicts (loadable with weights_only=True)."""
-    nets = loop.nets
-    return {
-        "step": step,
-        "config": to_dict(cfg),
-        "data_fingerprint": data_fingerprint,
-        "G": nets.G.state_dict(),
-        "D": nets.D.state_dict(),
-        "G_ema": nets.G_ema.state_dict(),
-        "opt_G": nets.opt_G.state_dict(),
-        "opt_D": nets.opt_D.state_dict(),
-        "batches": loop.batches.state_dict(),
-        "noise": loop.noise.get_state(),
-        "augment_generator": loop.augment_generator.get_state(),
-        "augment_p": loop.augment_p.state_dict(),
-        "r1": loop.r1.cpu(),
-        "r2": loop.r2.cpu(),
-        "lecam": loop.lecam.state_dict(),
-    }
-
-
-def _restore(checkpoint: Checkpoint, loop: Loop, cfg: RunConfig, log: Callable[[str], None]) -> None:
-    state, nets = checkpoint.state, loop.nets
-    for name in ("G", "D", "G_ema"):
-        getattr(nets, name).load_state_dict(state[name])
-    for opt, saved, lr in ((nets.opt_G, state["opt_G"], cfg.train.g_lr), (nets.opt_D, state["opt_D"], cfg.train.d_lr)):
-        # Settings come from this run: learning rates may change on resume, and `fused` follows the device
-        # (it must be set before loading, which places the step counters by it).
-        now = {"lr": lr, "betas": (cfg.train.beta1, cfg.train.beta2), "fused": opt.param_groups[0]["fused"]}
-        opt.load_state_dict({**saved, "param_groups": [{**group, **now} for group in saved["param_groups"]]})
-        devices.match_parameter_layouts(opt)
-    loop.batches.load_state_dict(state["batches"])
-    loop.noise.set_state(state["noise"])
-    # A generator's state is a CPU byte tensor whatever its device; a checkpoint from another device type
-    # cannot continue the stream, so it starts a fresh one (only exactness across devices is lost).
-    try:
-        loop.augment_generator.set_state(state["augment_generator"])
-    except RuntimeError:
-        log("warning: the checkpoint's augmentation random state is from another device type; continuing with a "
-            "fresh one (the run is no longer an exact continuation)")
-    fixed_p = loop.augment_p.p.clone()
-    loop.augment_p.load_state_dict(state["augment_p"])
-    if cfg.train.augment_p != "auto":  # a fixed --augment-p given on resume wins over the saved one
-        loop.augment_p.p = fixed_p
-    loop.r1 = state["r1"].to(loop.r1.device)
-    if "lecam" in state:  # not in checkpoints of format 3 and older, which trained without R2 and LeCam
-        loop.r2 = state["r2"].to(loop.r2.device)
-        loop.lecam.load_state_dict(state["lecam"])
-
-
-def train_step(loop: Loop, cfg: RunConfig, device: torch.device, amp: torch.dtype | None, step: int) -> torch.Tensor:
-    """One discriminator step and one generator step on the same fakes; returns STATS as a device tensor."""
-    nets, G, D, t = loop.nets, loop.G, loop.D, cfg.train
-    if devices.replays_cuda_graphs(device, t.compile, t.compile_mode):
-        torch.compiler.cudagraph_mark_step_begin()  # the last step's graph outputs are no longer read
-    d_loss, g_loss = LOSSES[t.loss]
-    real, labels = next(loop.batches)
-    labels = labels if nets.G.num_classes else None  # fakes are drawn for the same classes as the reals
-    real = devices.as_layout(real, nets.channels_last)
-    all_z = torch.randn(t.batch_size, cfg.model.z_dim, generator=loop.noise)  # the whole batch's, as for the reals
-    z = devices.upload(all_z[loop.batches.rows], device)
-
-    def seen_by_D(images: torch.Tensor) -> torch.Tensor:
-        return augment(images, loop.policy, loop.augment_p.p, loop.augment_generator, loop.ranks.share)
-
-    penalty_step = step % t.r1_every == 0
-    r1_step, r2_step = t.r1_gamma > 0 and penalty_step, t.r2_gamma > 0 and penalty_step
-    class_term = t.class_weight > 0 and labels is not None
-    real = real.detach().requires_grad_(r1_step)  # gradient penalties need gradients at the images
-    with devices.autocast(device, amp):
-        fake = G(z, labels)  # (B, C, R, R)
-        fake_for_D = fake.detach().requires_grad_(r2_step)
-        real_out = (loop.D_penalised if r1_step else D)(seen_by_D(real), labels, classes=class_term)
-        real_logits = (real_out[0] if class_term else real_out).float()
-        fake_logits = (loop.D_penalised if r2_step else D)(seen_by_D(fake_for_D), labels).float()
-        loss_D = d_loss(real_logits, fake_logits)
-    regularised = loss_D
-    class_loss = torch.zeros((), device=device)
-    if class_term:  # D learns to tell the classes of real images apart ...
-        class_loss = F.cross_entropy(real_out[1].float(), labels)
-        regularised = regularised + t.class_weight * class_loss
-    for on, gamma, images, logits, latest in ((r1_step, t.r1_gamma, real, real_logits, "r1"),
-                                              (r2_step, t.r2_gamma, fake_for_D, fake_logits, "r2")):
-        if on:
-            penalty = gradient_penalty(logits, images)
-            weight = penalty_weight(gamma, step, t.gamma_decay_steps, t.gamma_final)
-            regularised = regularised + penalty * (weight / 2 * t.r1_every)
-            setattr(loop, latest, penalty.detach())
-    lecam = torch.zeros((), device=device)
-    if t.lecam_weight:
-        lecam = loop.lecam.penalty(real_logits, fake_logits)
-        regularised = regularised + t.lecam_weight * lecam
-    nets.opt_D.zero_grad(set_to_none=True)
-    regularised.backward()
-    nets.opt_D.step()
-    loop.augment_p.observe(real_logits)
-
-    nets.D.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
-    with devices.autocast(device, amp):
-        fake_out = loop.D_for_G(seen_by_D(fake), labels, classes=class_term)
-        # A paired loss scores each fake against a real image, as judged by the D of this step.
-        real_now = loop.D_for_G(seen_by_D(real.detach()), labels).float() if t.loss in PAIRED else None
-        loss_G = g_loss((fake_out[0] if class_term else fake_out).float(), real_now)
-        if class_term:  # ... and G to make images D puts in their class
-            loss_G = loss_G + t.class_weight * F.cross_entropy(fake_out[1].float(), labels)
-    nets.opt_G.zero_grad(set_to_none=True)
-    loss_G.backward()
-    nets.opt_G.step()
-    for parameter in nets.d_trainable:
-        parameter.requires_grad_(True)
-
-    update_ema(nets.G_ema, nets.G, ema_decay_at(step, t.ema_decay) if t.ema_decay else 0.0)
-    probabilities = [torch.sigmoid(logits.detach()).mean() for logits in (real_logits, fake_logits)]
-    return torch.stack([loss_D.detach(), loss_G.detach(), *probabilities, loop.r1, loop.r2, lecam.detach(),
-                        class_loss.detach(), loop.augment_p.p, loop.augment_p.rt]).float()
+    return {"step": step, "config": to_dict(cfg), "data_fingerprint": data_fingerprint, **state.state_dict()}
 
 
 def record_dataset(cfg: RunConfig, dataset: ImageDataset, resumed: Checkpoint | None, log) -> None:
@@ -337,7 +136,7 @@ def _shared_run_folder(cfg: RunConfig, resume: Checkpoint | None, log, ranks: Ra
 def _grid_inputs(cfg: RunConfig, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The fixed noise (and classes) of every fakes grid: 64 images, or one row of 8 per class."""
     classes = min(cfg.num_classes, _GRID_ROWS)
-    generator = seeded(cfg.train.seed, _GRID_STREAM)
+    generator = seeded(cfg.train.seed, GRID_STREAM)
     if not classes:
         return torch.randn(GRID_SIZE, cfg.model.z_dim, generator=generator).to(device), None
     # The same 8 noise vectors in every row: down a column, only the class changes.
@@ -346,7 +145,7 @@ def _grid_inputs(cfg: RunConfig, device: torch.device) -> tuple[torch.Tensor, to
 
 
 def _refresh_ema_stats(nets: Networks, cfg: RunConfig, device: torch.device) -> None:
-    generator = seeded(cfg.train.seed, _NORM_STREAM)
+    generator = seeded(cfg.train.seed, NORM_STREAM)
     batches = []
     for _ in range(4):
         z = torch.randn(GRID_SIZE, cfg.model.z_dim, generator=generator).to(device)
@@ -357,7 +156,7 @@ def _refresh_ema_stats(nets: Networks, cfg: RunConfig, device: torch.device) -> 
 
 def _reals_grid(dataset: ImageDataset, cfg: RunConfig) -> torch.Tensor:
     """64 random training images, or (conditional) one row of 8 per class."""
-    order = torch.randperm(len(dataset), generator=seeded(cfg.train.seed, _GRID_STREAM))
+    order = torch.randperm(len(dataset), generator=seeded(cfg.train.seed, GRID_STREAM))
     if cfg.num_classes:
         labels = dataset.labels[order]
         rows = [order[labels == c] for c in range(min(cfg.num_classes, _GRID_ROWS))]
@@ -367,8 +166,8 @@ def _reals_grid(dataset: ImageDataset, cfg: RunConfig) -> torch.Tensor:
     return dataset.images[pick].float() / 127.5 - 1.0
 
 
-def _reported_stats(cfg: RunConfig, policy: tuple[str, ...]) -> set[str]:
-    """STATS worth a curve in this run: no flat zero lines for R1 or augmentation when they are off."""
+def _unreported_stats(cfg: RunConfig, policy: tuple[str, ...]) -> set[str]:
+    """The step's statistics not worth a curve in this run: no flat zero lines for R1 or augmentation when off."""
     skipped = set()
     for name, weight in (("Loss/R1", cfg.train.r1_gamma), ("Loss/R2", cfg.train.r2_gamma),
                          ("Loss/LeCam", cfg.train.lecam_weight)):
@@ -378,7 +177,7 @@ def _reported_stats(cfg: RunConfig, policy: tuple[str, ...]) -> set[str]:
         skipped.add("Loss/class")
     if not policy:
         skipped |= {"Augment/p", "Augment/rt"}
-    return set(STATS) - skipped
+    return skipped
 
 
 def _describe(cfg: RunConfig) -> str:
@@ -444,11 +243,11 @@ def _train(cfg: RunConfig, resume: Checkpoint | None, device: torch.device, log,
     record_dataset(cfg, dataset, resume, log)
 
     t = cfg.train
-    loop = build_loop(cfg, dataset, device, ranks)
-    nets = loop.nets
+    state = build_state(cfg, dataset, device, ranks)
+    nets = state.nets
     start = 0
     if resume:
-        _restore(resume, loop, cfg, log)
+        state.load_state_dict(resume.state, log)
         start = resume.step
     elif t.init_from:
         start_from({"G": nets.G, "D": nets.D, "G_ema": nets.G_ema}, load_source(t.init_from), cfg, log)
@@ -456,7 +255,7 @@ def _train(cfg: RunConfig, resume: Checkpoint | None, device: torch.device, log,
     # Only now, with everything checked, does the run touch its folder.
     run_dir, lock = _shared_run_folder(cfg, resume, log, ranks)
     try:
-        return _train_in(run_dir, cfg, loop, dataset, evaluator, start, resume, device, amp, log)
+        return _train_in(run_dir, cfg, state, dataset, evaluator, start, resume, device, amp, log)
     except OSError as error:  # a full disk or lost permissions while writing grids, logs or the config
         raise unwritable(run_dir, error.filename or run_dir, error) from None
     finally:
@@ -464,9 +263,9 @@ def _train(cfg: RunConfig, resume: Checkpoint | None, device: torch.device, log,
             lock.release()
 
 
-def _train_in(run_dir: Path, cfg: RunConfig, loop: Loop, dataset: ImageDataset, evaluator, start: int,
+def _train_in(run_dir: Path, cfg: RunConfig, state: TrainingState, dataset: ImageDataset, evaluator, start: int,
               resume: Checkpoint | None, device: torch.device, amp, log) -> TrainResult:
-    t, nets, ranks = cfg.train, loop.nets, loop.ranks
+    t, nets, ranks = cfg.train, state.nets, state.ranks
     best_score = best_score_so_far(run_dir, evaluator, t.best_by, log) if evaluator and ranks.main else math.inf
     if ranks.main:
         save_config(run_dir, cfg)
@@ -492,8 +291,7 @@ def _train_in(run_dir: Path, cfg: RunConfig, loop: Loop, dataset: ImageDataset, 
 
     def save(step: int) -> Path:
         refresh_ema_stats(step)
-        state = training_state(loop, step, cfg, dataset.fingerprint)
-        return save_checkpoint(run_dir, state, cfg.train.keep)
+        return save_checkpoint(run_dir, checkpoint_state(state, step, cfg, dataset.fingerprint), cfg.train.keep)
 
     def evaluate(step: int) -> None:
         nonlocal best_score
@@ -504,17 +302,18 @@ def _train_in(run_dir: Path, cfg: RunConfig, loop: Loop, dataset: ImageDataset, 
         note = ""
         if scores[t.best_by] < best_score:
             best_score = scores[t.best_by]
-            state = training_state(loop, step, cfg, dataset.fingerprint)
-            save_best(run_dir, {**state, "metrics": scores, "evaluation": evaluator.identity, "best_by": t.best_by})
+            best = checkpoint_state(state, step, cfg, dataset.fingerprint)
+            save_best(run_dir, {**best, "metrics": scores, "evaluation": evaluator.identity, "best_by": t.best_by})
             note = "  (best so far: best.pt)"
         agreement = {f"Agreement/{name}": value for name, value in scores.get("label_agreement_classes", {}).items()
                      if value is not None}
         tracker.metrics(step, {name: scores[key] for name, key in METRICS.items() if key in scores}, note, agreement)
         tracker.restart_clock()
 
-    def flush(window: list[torch.Tensor], step: int) -> None:
-        # (steps, len(STATS)), averaged over the processes, so that all of them see a non-finite loss
-        values = ranks.average(torch.stack(window)).cpu()  # the only host sync, every log_every steps
+    def flush(window: list[dict[str, torch.Tensor]], step: int) -> None:
+        # (steps, statistics), averaged over the processes, so that all of them see a non-finite loss
+        names, values = stacked(window)
+        values = ranks.average(values).cpu()  # the only host sync, every log_every steps
         finite = torch.isfinite(values).all(1)
         if not finite.all():
             bad_step = step - len(window) + 1 + int((~finite).nonzero()[0])
@@ -525,11 +324,11 @@ def _train_in(run_dir: Path, cfg: RunConfig, loop: Loop, dataset: ImageDataset, 
                 f"Resume it with lower learning rates (--d-lr, --g-lr) or --precision fp32."
             )
         if ranks.main:
-            stats = {name: value for name, value in zip(STATS, values.mean(0).tolist()) if name in reported}
+            stats = {name: value for name, value in zip(names, values.mean(0).tolist()) if name not in unreported}
             tracker.scalars(step, {**stats, "LR/G": cfg.train.g_lr, "LR/D": cfg.train.d_lr})
         window.clear()
 
-    reported = _reported_stats(cfg, loop.policy)
+    unreported = _unreported_stats(cfg, state.policy)
     tracker = Tracker(run_dir, t.steps, start, t.batch_size, t.tensorboard, log) if ranks.main else None
     if evaluator and cfg.num_classes and ranks.main:  # trained at the first evaluation, kept in the run
         evaluator.make_judge = lambda: run_judge(run_dir, cfg, lambda: dataset, device, tracker.message)
@@ -543,7 +342,7 @@ def _train_in(run_dir: Path, cfg: RunConfig, loop: Loop, dataset: ImageDataset, 
             tracker.restart_clock()
         with StopSignals() as stop:
             for step in range(start + 1, t.steps + 1):
-                window.append(train_step(loop, cfg, device, amp, step))
+                window.append(train_step(state, cfg, device, amp, step))
                 # Read once (a signal arriving mid-save is handled after the next step). Processes agree on it at
                 # the host syncs they share, every --log-every steps: agreeing every step would sync every step.
                 stopping = stop.requested if ranks.processes == 1 else (

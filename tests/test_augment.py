@@ -70,9 +70,12 @@ def test_fixed_p_stays_and_state_round_trips():
     for _ in range(8):
         fixed.observe(torch.full((64,), 3.0))
     assert fixed.p.item() == pytest.approx(0.4) and fixed.rt.item() == 1.0
-    copy = AugmentProbability(0.0, adaptive=False, target=0.6, batch_size=64, device=torch.device("cpu"))
-    copy.load_state_dict(fixed.state_dict())
-    assert copy.p.item() == pytest.approx(0.4) and copy.rt.item() == 1.0
+    adaptive = AugmentProbability(0.0, adaptive=True, target=0.6, batch_size=64, device=torch.device("cpu"))
+    adaptive.load_state_dict(fixed.state_dict())
+    assert adaptive.p.item() == pytest.approx(0.4) and adaptive.rt.item() == 1.0
+    other_fixed = AugmentProbability(0.2, adaptive=False, target=0.6, batch_size=64, device=torch.device("cpu"))
+    other_fixed.load_state_dict(fixed.state_dict())  # a fixed p given on resume wins over the saved one
+    assert other_fixed.p.item() == pytest.approx(0.2) and other_fixed.rt.item() == 1.0
 
 
 def test_unknown_operation_is_named():
