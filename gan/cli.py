@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import typing
 from pathlib import Path
@@ -258,6 +259,24 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="checkpoints", help="where the run folder goes (default: checkpoints)")
     demo.set_defaults(handler=cmd_demo)
     return parser
+
+
+def flag_reference() -> str:
+    """docs/flags.md: every command's --help, at a fixed width, from the same dataclass fields."""
+    previous = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "110"  # argparse wraps at the terminal's width
+    try:
+        parser = build_parser()
+        [commands] = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
+        sections = [f"## gan {name}\n\n```text\n{command.format_help().rstrip()}\n```\n"
+                    for name, command in commands.choices.items()]
+    finally:
+        if previous is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = previous
+    return ("# Flags\n\nEvery command's `--help`, written by `python scripts/flags.py` from the config dataclasses "
+            "that make the flags (a test checks it is current).\n\n" + "\n".join(sections))
 
 
 def main(argv: list[str] | None = None) -> int:
