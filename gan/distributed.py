@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import gc
 import inspect
 import os
 from dataclasses import dataclass
@@ -138,9 +139,13 @@ def joined(device: str):
                             timeout=_TIMEOUT)
     try:
         yield Ranks(dist.get_rank(), processes, local_rank, where)
+        dist.barrier()  # leave together: gloo can abort a process whose peer tears down while it still sends
     except dist.DistBackendError as error:  # what the others see when one process dies
         reason = str(error).split("] ", 1)[-1].split(". ")[0]
         raise GanError(f"lost contact with another training process ({reason}): it stopped, and its own output "
                        f"says why") from None
     finally:
+        # DistributedDataParallel modules hold the group: freed now, not at interpreter exit, where gloo's threads
+        # can end with SIGABRT ("terminate called without an active exception")
+        gc.collect()
         dist.destroy_process_group()
