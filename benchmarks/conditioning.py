@@ -29,8 +29,9 @@ from gan.classify import TrainingSet, predict, train_classifier
 from gan.config import DataConfig, EvalConfig, RunConfig
 from gan.data import load_dataset
 from gan.evaluate import evaluate_run
-from gan.generate import generate, load_generator, to_uint8
+from gan.generate import generate, load_generator
 from gan.checkpoint import load_checkpoint
+from gan.pixels import to_uint8
 from gan.train import train
 
 # name -> {section.field: value}; the first is the baseline the others are compared with.
@@ -100,8 +101,8 @@ def main() -> int:
         write_split(out / "data", 20)
     train_dir, test_dir = out / "data" / "train", out / "data" / "test"
     judge = oracle(test_dir, out)
-    print(f"| candidate | label agreement | worst class | the run's judge says | per-class recall | worst recall | "
-          f"KID x1e3 | minutes |")
+    print("| candidate | label agreement | worst class | the run's judge says | per-class recall | worst recall | "
+          "KID x1e3 | minutes |")
     print("|---|---|---|---|---|---|---|---|")
     for file in args.measure:
         m = measure(Path(file), test_dir, judge)

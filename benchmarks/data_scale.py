@@ -83,7 +83,8 @@ def scale(folder: Path, work: Path, resolution: int, ram_limit_gb: float) -> Non
     import torch
 
     from gan.config import DataConfig
-    from gan.data import RealBatches, load_dataset
+    from gan.batches import RealBatches
+    from gan.data import load_dataset
     from speed import describe_machine, memory_bytes, peak_memory
 
     cache = work / "cache"

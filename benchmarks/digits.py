@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
 import sys
 import time
@@ -35,8 +34,9 @@ from gan.classify import TrainingSet, accuracy, predict, train_classifier
 from gan.config import DataConfig, EvalConfig, RunConfig, SampleConfig, ValueConfig
 from gan.data import load_dataset
 from gan.evaluate import evaluate_run, format_report, training_images
-from gan.generate import generate, load_generator, to_uint8
+from gan.generate import generate, load_generator
 from gan.judge import agreement, train_judge
+from gan.pixels import to_uint8
 from gan.sample import export
 from gan.train import train
 from gan.value import measure_value

@@ -32,9 +32,9 @@ dataset = ImageDataset(images, torch.zeros(batch, dtype=torch.long), ["x"], [str
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 if device.type == "cuda":
     torch.cuda.reset_peak_memory_stats(device)
-loop = build_state(cfg, dataset, device)
+state = build_state(cfg, dataset, device)
 for step in range(1, steps + 1):
-    train_step(loop, cfg, device, None, step)
+    train_step(state, cfg, device, None, step)
 if device.type == "cuda":
     torch.cuda.synchronize(device)
     used = torch.cuda.max_memory_allocated(device)

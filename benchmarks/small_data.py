@@ -37,6 +37,7 @@ from gan.data import load_dataset
 from gan.evaluate import evaluate_run
 from gan.models import Discriminator
 from gan.generate import generate, load_generator
+from gan.pixels import to_signed
 from gan.tracking import image_grid, save_png
 from gan.train import train
 
@@ -95,7 +96,7 @@ def nearest(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def d_accuracy(D: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor | None) -> float:
-    logits = D(images.float() / 127.5 - 1, labels)
+    logits = D(to_signed(images), labels)
     return float((logits > 0).float().mean())
 
 

@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.datasets.folder import default_loader
 
 from gan import device as devices
-from gan.augment import augment
+from gan.diffaugment import diff_augment
 from gan.config import DEFAULT_POLICY, RunConfig
 from gan.data import load_dataset
 from gan.folders import check_folder, scan_folder
@@ -171,7 +171,7 @@ def our_config(data: Path, device: str, precision: str, augmented: bool, compile
 
 def our_loop(cfg: RunConfig, dataset, device: torch.device):
     """run(steps) -> images: `train_step`, with the stats read back every --log-every steps as `gan train` does."""
-    loop = build_state(cfg, dataset, device)
+    state = build_state(cfg, dataset, device)
     amp = devices.autocast_dtype(device, cfg.train.precision)
     step = [0]
 
@@ -179,7 +179,7 @@ def our_loop(cfg: RunConfig, dataset, device: torch.device):
         window = []
         for _ in range(steps):
             step[0] += 1
-            window.append(train_step(loop, cfg, device, amp, step[0]))
+            window.append(train_step(state, cfg, device, amp, step[0]))
             if len(window) == cfg.train.log_every:
                 stacked(window)[1].cpu()
                 window.clear()
@@ -187,16 +187,16 @@ def our_loop(cfg: RunConfig, dataset, device: torch.device):
             stacked(window)[1].cpu()
         return steps * cfg.train.batch_size
 
-    return run, loop
+    return run, state
 
 
-def our_data(loop, augmented: bool):
+def our_data(state, augmented: bool):
     def run(steps: int) -> int:
         for _ in range(steps):
-            real, _ = next(loop.batches)
+            real, _ = next(state.batches)
             if augmented:
-                augment(real, loop.policy, loop.augment_p.p, loop.augment_generator)
-        return steps * loop.batches.batch_size
+                diff_augment(real, state.policy, state.augment_p.p, state.augment_generator)
+        return steps * state.batches.batch_size
 
     return run
 
@@ -338,10 +338,10 @@ def main(argv: list[str] | None = None) -> None:
         return
     precisions = ["fp32"] + ([default_precision] if default_precision != "fp32" else [])
     cases = [("reference DCGAN loop", lambda: reference_loop(data, args.workers, device))] if with_reference_loop else []
-    loops = {}  # augmented -> the Loop of our latest case, for the data rows
+    states = {}  # augmented -> the training state of our latest case, for the data rows
 
     def ours(precision: str, augmented: bool):
-        run, loops[augmented] = our_loop(configured(precision, augmented), dataset, device)
+        run, states[augmented] = our_loop(configured(precision, augmented), dataset, device)
         return run
 
     for precision in precisions:
@@ -360,8 +360,8 @@ def main(argv: list[str] | None = None) -> None:
     data_steps, data_warmup = args.steps * 25, args.warmup * 10  # batches without a model are quick
     rows += measure_turns([
         ("data: reference DataLoader", lambda: reference_data(data, args.workers, resolution), data_steps, data_warmup),
-        ("data: ours", lambda: our_data(loops[False], False), data_steps, data_warmup),
-        ("data: ours, augmented", lambda: our_data(loops[True], True), data_steps, data_warmup),
+        ("data: ours", lambda: our_data(states[False], False), data_steps, data_warmup),
+        ("data: ours, augmented", lambda: our_data(states[True], True), data_steps, data_warmup),
     ], device, args.repeats)
     print()
     print_table(rows)

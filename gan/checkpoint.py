@@ -13,9 +13,10 @@ from pathlib import Path
 
 import torch
 
-from gan.config import RunConfig, from_dict, to_dict
+from gan.config import RunConfig
 from gan.errors import GanError, first_line
 from gan.files import atomic_write, human_size, remove_temp_files, write_text
+from gan.options import from_dict, to_dict
 
 FORMAT = "gan-checkpoint"
 VERSION = 4  # 2: class conditioning, augmentation state, spectral norm; 3: conditional BatchNorm G, class term;

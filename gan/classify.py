@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gan.data import Shuffled
+from gan.batches import Shuffled
+from gan.pixels import to_signed
 
 LEARNING_RATE = 2e-3
 WEIGHT_DECAY = 5e-4
@@ -48,7 +49,7 @@ class TrainingSet:
 
 def to_input(images: torch.Tensor, device: torch.device) -> torch.Tensor:
     """uint8 images -> the classifier's input: floats in [-1, 1] on `device`."""
-    return images.to(device).float() / 127.5 - 1.0
+    return to_signed(images.to(device))
 
 
 def train_classifier(data: TrainingSet, num_classes: int, steps: int, batch_size: int, seed: int,

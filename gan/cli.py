@@ -10,8 +10,9 @@ import sys
 import typing
 from pathlib import Path
 
-from gan.config import AugmentConfig, EvalConfig, RunConfig, SampleConfig, ValueConfig, flag_name, to_dict
+from gan.config import EvalConfig, RunConfig, SampleConfig, ValueConfig, VariantsConfig
 from gan.errors import GanError
+from gan.options import flag_name, to_dict
 
 DEMO_DATA = Path(__file__).resolve().parent.parent / "data" / "emoji"
 
@@ -156,7 +157,7 @@ def _print_eval(result) -> None:
 def cmd_augment(args: argparse.Namespace) -> int:
     from gan.variants import export_variants
 
-    cfg = AugmentConfig()
+    cfg = VariantsConfig()
     apply_flags(cfg, args)
     result = export_variants(cfg)
     skipped = f"; {len(result.skipped)} unreadable images skipped" if result.skipped else ""
@@ -177,8 +178,8 @@ def cmd_value(args: argparse.Namespace) -> int:
 
 
 def demo_config(data: str, steps: int, out: str) -> RunConfig:
-    """The demo's run. Half-width networks take 2.5 times the steps of full-width ones in the same time on a CPU,
-    and mirrored emoji are still emoji: together a sixth of the KID of 600 full-width steps (benchmarks/demo.py)."""
+    """The demo's run: half-width networks take more steps in the same time on a CPU, and mirrored emoji are still
+    emoji; together they cut the KID of the same minutes (docs/performance.md, benchmarks/demo.py)."""
     cfg = RunConfig()
     cfg.data.path, cfg.data.resolution, cfg.data.mirror = data, 32, True
     cfg.model.g_channels = cfg.model.d_channels = 32
@@ -242,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     augment = commands.add_parser("augment", help="write classical variants (rotate, crop, blur ...) of every image",
                                   description="Classical augmentation export: K variants of every image, in the same "
                                               "folder layout, with a manifest.csv.")
-    add_config_flags(augment, AugmentConfig)
+    add_config_flags(augment, VariantsConfig)
     augment.set_defaults(handler=cmd_augment)
 
     value = commands.add_parser("value", help="measure whether synthetic images help a classifier on your data",

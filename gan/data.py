@@ -1,5 +1,5 @@
-"""The training images: scan a folder (flat or one subfolder per class), decode every image once, in parallel,
-cache the result on disk, and hand out shuffled batches from one uint8 tensor (no decoding in the training step).
+"""The training images: the files of a data folder (gan.folders), decoded once, in parallel, into one uint8 tensor,
+and cached on disk so that the next run starts at once (no decoding in the training step; gan.batches samples it).
 
 Decoded pixels live in RAM up to --ram-limit-gb; a larger dataset stays in its cache file, memory-mapped, so
 neither decoding nor training needs the whole dataset in memory.
@@ -25,7 +25,7 @@ import torch
 
 from gan import images as imagefiles
 from gan.config import DataConfig
-from gan.device import cpu_cores, upload
+from gan.device import cpu_cores
 from gan.errors import GanError, first_line
 from gan.files import atomic_write, human_size
 from gan.folders import check_folder, scan_folder
@@ -307,77 +307,3 @@ def _write_cache(path: Path, decoded: dict, write_pixels: Callable[[Path], None]
 def _cache_unwritable(folder: Path, error: Exception, log) -> None:
     """A read-only or full cache folder only costs the next run its head start."""
     log(f"warning: could not write the image cache in {folder} ({error}); use --cache-dir or --no-cache")
-
-
-# --- batches for the training loop ----------------------------------------------------------------------------------
-
-
-class Shuffled:
-    """Indices 0..n-1 in endless reshuffled passes; a request larger than n spans several passes."""
-
-    def __init__(self, n: int, generator: torch.Generator):
-        self.generator = generator
-        self.order = torch.randperm(n, generator=generator)
-        self.position = 0
-
-    def take(self, count: int) -> torch.Tensor:
-        taken = []
-        while count:
-            if self.position == len(self.order):
-                self.order = torch.randperm(len(self.order), generator=self.generator)
-                self.position = 0
-            chunk = self.order[self.position : self.position + count]
-            self.position += len(chunk)
-            count -= len(chunk)
-            taken.append(chunk)
-        return torch.cat(taken)
-
-
-class RealBatches:
-    """Endless shuffled epochs (or class-balanced draws) of real batches as floats in [-1, 1] on the device.
-
-    All randomness (order, mirroring) comes from one CPU generator, so batches do not depend on the device, and
-    its state goes into checkpoints so a resumed run sees exactly the batches the uninterrupted one would have.
-    With several processes, every one draws the whole `batch_size` and keeps its `rows` of it: disjoint parts of
-    one batch, and the same state everywhere.
-    """
-
-    def __init__(self, dataset: ImageDataset, batch_size: int, mirror: bool, class_balance: bool,
-                 generator: torch.Generator, device: torch.device, rows: slice = slice(None)):
-        self.images = dataset.images.to(device)
-        self.labels = dataset.labels.to(device)
-        self.batch_size = batch_size
-        self.rows = rows
-        self.mirror = mirror
-        self.generator = generator
-        # Class balance: each image weighted by 1 / its class size, drawn with replacement.
-        counts = torch.bincount(dataset.labels).clamp(min=1).float()
-        self.weights = (1.0 / counts)[dataset.labels] if class_balance else None
-        self.shuffled = Shuffled(len(dataset), generator)
-
-    def __next__(self) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.weights is None:
-            indices = self.shuffled.take(self.batch_size)  # a dataset smaller than a batch gives several passes
-        else:
-            indices = torch.multinomial(self.weights, self.batch_size, replacement=True, generator=self.generator)
-        flip = (torch.rand(len(indices), generator=self.generator) < 0.5)[self.rows] if self.mirror else None
-        indices = upload(indices[self.rows], self.images.device)
-        images = self.images.index_select(0, indices)  # 25x faster than images[indices] on the CPU
-        if flip is not None:  # on uint8, a quarter of the bytes
-            flip = upload(flip, images.device).view(-1, 1, 1, 1)
-            images = torch.where(flip, images.flip(3), images)
-        return images.float().div_(127.5).sub_(1.0), self.labels.index_select(0, indices)  # in [-1, 1]
-
-    def state_dict(self) -> dict:
-        order = self.shuffled.order
-        return {"generator": self.generator.get_state(), "order": order.clone(), "position": self.shuffled.position}
-
-    def load_state_dict(self, state: dict) -> None:
-        if len(state["order"]) != len(self.shuffled.order):
-            raise GanError(
-                f"the data folder now has {len(self.shuffled.order)} usable images but the checkpoint was trained on "
-                f"{len(state['order'])}; resume needs the same images (or start a new run)"
-            )
-        self.generator.set_state(state["generator"])
-        self.shuffled.order = state["order"].clone()
-        self.shuffled.position = int(state["position"])

@@ -28,7 +28,7 @@ def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
     """The autocast dtype for `precision` on `device`, or None for plain fp32.
 
     auto: bf16 where the hardware computes it natively (Ampere+ GPUs; CPUs with AVX512-BF16, AMX or Arm BF16,
-    where it measured 1.7x faster than fp32 at 64 px), fp32 elsewhere (emulated bf16 is slower than fp32).
+    where it trains faster than fp32), fp32 elsewhere (emulated bf16 is slower than fp32; docs/performance.md).
     """
     if precision == "fp32":
         return None
@@ -64,9 +64,9 @@ def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
 
 
 def channels_last(device: torch.device, compiled: bool) -> bool:
-    """channels_last on CUDA, where tensor cores run it faster, and on the CPU, where oneDNN's convolutions ran 10%
-    faster with it (fp32 and bf16, 64 px, benchmarks/train_speed.py --variants); not under torch.compile, which picks
-    layouts itself (and, seen on an H200 with torch 2.11, fails in convolution_backward when given channels_last)."""
+    """channels_last on CUDA, where tensor cores run it faster, and on the CPU, where oneDNN's convolutions run
+    faster with it (benchmarks/train_speed.py --variants); not under torch.compile, which picks layouts itself (and
+    has failed in convolution_backward when given channels_last; docs/performance.md)."""
     return device.type in ("cuda", "cpu") and not compiled
 
 

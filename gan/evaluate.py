@@ -19,15 +19,16 @@ from torch import nn
 
 from gan import device as devices
 from gan.checkpoint import BEST, load_checkpoint, pick_checkpoint
-from gan.config import EvalConfig, FeatureConfig, RunConfig
+from gan.config import EvalConfig, MetricsConfig, RunConfig
 from gan.data import ImageDataset, load_dataset
 from gan.distributed import SINGLE, Ranks
 from gan.errors import GanError
 from gan.features import FeatureSpace, embed, load_feature_space
 from gan.files import write_text
-from gan.generate import generate, load_generator, spread, to_uint8
+from gan.generate import generate, load_generator, spread
 from gan.judge import Judge, agreement, run_judge
 from gan.metrics import COPY_FRACTION, CopyDetector, NearestTraining, class_kids, distribution_metrics
+from gan.pixels import to_signed, to_uint8
 from gan.tracking import image_grid, save_png
 
 _PAIRS_SHOWN = 16  # closest sample/training pairs in the memorization grid
@@ -40,7 +41,7 @@ def eval_count(requested: int, num_real: int) -> int:
 
 def as_unit(images: torch.Tensor) -> torch.Tensor:
     """uint8 images -> floats in [-1, 1]: the pixel space of the nearest-neighbour search."""
-    return images.float() / 127.5 - 1.0
+    return to_signed(images)
 
 
 @dataclass
@@ -241,7 +242,7 @@ def evaluate_run(cfg: EvalConfig, log: Callable[[str], None] = print) -> EvalRes
     checkpoint = load_checkpoint(pick_checkpoint(cfg.run, cfg.checkpoint))
     trained = checkpoint.saved_config()
     device = devices.pick_device(cfg.device)
-    space = load_feature_space(FeatureConfig(cfg.features or trained.metrics.features,
+    space = load_feature_space(MetricsConfig(cfg.features or trained.metrics.features,
                                              cfg.inception_weights or trained.metrics.inception_weights), device, log)
     real, real_path = _real_set(cfg, trained, log)
     detector = train = None

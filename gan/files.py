@@ -56,7 +56,7 @@ def write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
-def check_out(out: str, overwrite: bool) -> Path:
+def out_folder(out: str, overwrite: bool) -> Path:
     """The output folder a command will write into, refused if it is a file or (without --overwrite) holds files."""
     folder = Path(out).expanduser()
     if folder.exists() and not folder.is_dir():
@@ -72,7 +72,7 @@ def check_out(out: str, overwrite: bool) -> Path:
 
 def prepare_out(out: str, overwrite: bool) -> Path:
     """Create the output folder; refuse one that already holds files unless --overwrite."""
-    folder = check_out(out, overwrite)
+    folder = out_folder(out, overwrite)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Iterator
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -78,14 +77,3 @@ def spread(count: int, weights: list[int]) -> list[int]:
     for i in by_remainder[: count - sum(parts)]:
         parts[i] += 1
     return parts
-
-
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) floats in [-1, 1] -> the same uint8 values a saved image file holds."""
-    return images.add(1.0).mul(127.5).round().clamp(0, 255).to(torch.uint8)
-
-
-def to_pixels(images: torch.Tensor) -> np.ndarray:
-    """(B, C, H, W) floats in [-1, 1] -> (B, H, W, C) uint8, or (B, H, W) for one channel."""
-    pixels = to_uint8(images).permute(0, 2, 3, 1).numpy()
-    return pixels[..., 0] if pixels.shape[-1] == 1 else pixels

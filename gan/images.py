@@ -41,7 +41,7 @@ def decode_or_reason(path: str, resolution: int, background: str, max_pixels: in
 
 
 def decode_each(decode: Callable[[str], Decoded], paths: list[str]) -> list[Decoded]:
-    """One task for a decoding worker process: here, so that the worker imports no torch (3 s per process)."""
+    """One task for a decoding worker process: here, so that the worker imports no torch (seconds per process)."""
     return [decode(path) for path in paths]
 
 

@@ -16,13 +16,13 @@ from typing import Callable
 import torch
 from torch import nn
 
-from gan.augment import augment
 from gan.classify import SmallCNN, TrainingSet, accuracy, probabilities, train_classifier
 from gan.config import RunConfig
 from gan.data import ImageDataset
+from gan.diffaugment import diff_augment
 from gan.errors import GanError
 from gan.files import atomic_write
-from gan.generate import to_uint8
+from gan.pixels import to_signed, to_uint8
 
 JUDGE = "judge.pt"
 FORMAT, VERSION = "gan-judge", 1
@@ -81,12 +81,12 @@ def held_out_split(labels: torch.Tensor, generator: torch.Generator) -> tuple[to
 
 def _shifts_and_colours(mirror: bool, generator: torch.Generator) -> Callable[[torch.Tensor], torch.Tensor]:
     """uint8 batch -> uint8 batch: classical shifts and colour changes (and flips where the run mirrors: a mirrored
-    3 is no 3), batched. gan.classical's per-image operations cost 10x the classifier's own step."""
+    3 is no 3), batched: gan.classical's per-image operations cost many times the classifier's own step."""
     policy = ("translation", "color") + (("flip",) if mirror else ())
     p = torch.tensor(0.5)
 
     def shifted(batch: torch.Tensor) -> torch.Tensor:
-        return to_uint8(augment(batch.float() / 127.5 - 1, policy, p, generator))
+        return to_uint8(diff_augment(to_signed(batch), policy, p, generator))
 
     return shifted
 

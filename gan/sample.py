@@ -25,9 +25,10 @@ from gan.errors import GanError
 from gan.evaluate import copy_filter, training_images
 from gan.features import load_feature_space
 from gan.files import atomic_write, prepare_out
-from gan.generate import d_scores, generate, load_discriminator, load_generator, spread, to_pixels, to_uint8
+from gan.generate import d_scores, generate, load_discriminator, load_generator, spread
 from gan.judge import JUDGE, run_judge
 from gan.manifest import Manifest, check_folder_names
+from gan.pixels import to_pixels, to_uint8
 from gan.stopping import StopSignals
 from gan.tracking import GRID_SIZE, image_grid, progress_bar, save_png
 

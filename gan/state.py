@@ -17,9 +17,10 @@ import torch
 from torch import nn
 
 from gan import device as devices
-from gan.augment import AugmentProbability
+from gan.batches import RealBatches
 from gan.config import RunConfig, parse_policy
-from gan.data import ImageDataset, RealBatches
+from gan.data import ImageDataset
+from gan.diffaugment import AugmentProbability
 from gan.distributed import SINGLE, Ranks
 from gan.losses import LeCam
 from gan.models import Discriminator, Generator

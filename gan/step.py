@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from gan import device as devices
-from gan.augment import augment
 from gan.config import RunConfig
+from gan.diffaugment import diff_augment
 from gan.losses import LOSSES, PAIRED, gradient_penalty, penalty_weight
 from gan.models import ema_decay_at, update_ema
 from gan.state import TrainingState
@@ -29,7 +29,7 @@ def train_step(state: TrainingState, cfg: RunConfig, device: torch.device, amp: 
     z = devices.upload(all_z[state.batches.rows], device)
 
     def seen_by_D(images: torch.Tensor) -> torch.Tensor:
-        return augment(images, state.policy, state.augment_p.p, state.augment_generator, state.ranks.share)
+        return diff_augment(images, state.policy, state.augment_p.p, state.augment_generator, state.ranks.share)
 
     penalty_step = step % t.r1_every == 0
     r1_step, r2_step = t.r1_gamma > 0 and penalty_step, t.r2_gamma > 0 and penalty_step

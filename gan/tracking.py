@@ -17,6 +17,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from gan.files import atomic_write, write_text
+from gan.pixels import to_uint8
 
 
 GRID_SIZE = 64  # images in every sample grid: 8 rows of 8
@@ -33,8 +34,8 @@ def progress_bar(total: int, desc: str, unit: str = "it", initial: int = 0, iter
 def image_grid(images: torch.Tensor, columns: int = 8, padding: int = 2) -> np.ndarray:
     """(N, C, H, W) floats in [-1, 1] -> one (H', W', 3) uint8 picture, `columns` images a row (fewer when there
     are fewer images), on black with `padding` pixels around each. Written here rather than taken from
-    torchvision.utils.make_grid: importing torchvision cost every command 1.1 s before its first step."""
-    pixels = images.detach().float().cpu().add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8)
+    torchvision.utils.make_grid: importing torchvision would delay every command's first step by a second."""
+    pixels = to_uint8(images.detach().float().cpu())
     count, _, height, width = pixels.shape
     columns = min(columns, count)
     rows = -(-count // columns)

@@ -12,7 +12,7 @@ import torch
 from gan import device as devices
 from gan.checkpoint import (Checkpoint, RunLock, is_run_folder, list_checkpoints, new_run_dir, save_best,
                             save_checkpoint, save_config, unwritable)
-from gan.config import RunConfig, parse_policy, shape_differences, to_dict
+from gan.config import RunConfig, parse_policy
 from gan.data import ImageDataset, load_dataset
 from gan.distributed import SINGLE, Ranks
 from gan.errors import GanError
@@ -20,6 +20,8 @@ from gan.evaluate import best_score_so_far, training_evaluator
 from gan.judge import run_judge
 from gan.memory import check_fits, out_of_memory_explained
 from gan.models import refresh_batchnorm_stats
+from gan.options import shape_differences, to_dict
+from gan.pixels import to_signed
 from gan.state import GRID_STREAM, NORM_STREAM, Networks, TrainingState, build_state, seeded
 from gan.step import stacked, train_step
 from gan.stopping import StopSignals
@@ -163,7 +165,7 @@ def _reals_grid(dataset: ImageDataset, cfg: RunConfig) -> torch.Tensor:
         pick = torch.cat([row.repeat(-(-8 // len(row)))[:8] for row in rows if len(row)])  # 8 a row, repeating
     else:
         pick = order[:GRID_SIZE]
-    return dataset.images[pick].float() / 127.5 - 1.0
+    return to_signed(dataset.images[pick])
 
 
 def _unreported_stats(cfg: RunConfig, policy: tuple[str, ...]) -> set[str]:

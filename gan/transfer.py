@@ -10,13 +10,10 @@ from typing import Callable
 from torch import nn
 
 from gan.checkpoint import Checkpoint, load_checkpoint, pick_checkpoint
-from gan.config import SHAPE_SETTINGS, RunConfig, shape_differences
+from gan.config import RunConfig
 from gan.errors import GanError
 from gan.models import Discriminator, class_parameter_names
-
-# Shape settings a transfer takes from its source unless given as flags; whether the new run is conditional
-# follows its own data.
-INHERITED = tuple(setting for setting in SHAPE_SETTINGS if setting != ("model", "conditional"))
+from gan.options import shape_differences, shape_settings
 
 
 def load_source(path: str) -> Checkpoint:
@@ -26,9 +23,10 @@ def load_source(path: str) -> Checkpoint:
 
 def inherit_shape(cfg: RunConfig, source: RunConfig) -> None:
     """Give `cfg` the source's model shape (resolution, channels, widths ...), so that flags only need to
-    name what should differ, and then get a clear error."""
-    for section, name in INHERITED:
-        setattr(getattr(cfg, section), name, getattr(getattr(source, section), name))
+    name what should differ, and then get a clear error. Whether the new run is conditional follows its own data."""
+    for (mine, declared), (theirs, _) in zip(shape_settings(cfg), shape_settings(source)):
+        if declared.name != "conditional":
+            setattr(mine, declared.name, getattr(theirs, declared.name))
 
 
 def start_from(networks: dict[str, nn.Module], source: Checkpoint, cfg: RunConfig, log: Callable[[str], None]) -> None:

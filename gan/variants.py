@@ -13,7 +13,7 @@ import torch
 import torchvision.transforms.v2.functional as F
 
 from gan.classical import augment_image, describe
-from gan.config import AugmentConfig, parse_ops
+from gan.config import VariantsConfig, parse_ops
 from gan.folders import check_folder, scan_folder
 from gan.device import cpu_cores
 from gan.errors import GanError
@@ -27,7 +27,7 @@ _JPEG = (".jpg", ".jpeg")
 
 
 @dataclass
-class AugmentResult:
+class VariantsResult:
     out: Path
     files: list[Path]
     manifest: Path
@@ -49,7 +49,7 @@ def _variant_names(root: Path, files: list[Path]) -> list[str]:
     return names
 
 
-def _make_variants(source: Path, name: str, index: int, cfg: AugmentConfig, out: Path) -> list[list] | str:
+def _make_variants(source: Path, name: str, index: int, cfg: VariantsConfig, out: Path) -> list[list] | str:
     """Write cfg.per_image variants of one image; their manifest rows, or the reason the source was skipped."""
     try:
         rgb, gray = open_rgb(str(source), cfg.background, cfg.max_pixels)
@@ -70,7 +70,7 @@ def _suffix(source: Path) -> str:
     return ".jpg" if source.suffix.lower() in _JPEG else ".png"
 
 
-def _write_variants(image: torch.Tensor, source: Path, name: str, index: int, cfg: AugmentConfig,
+def _write_variants(image: torch.Tensor, source: Path, name: str, index: int, cfg: VariantsConfig,
                     out: Path) -> list[list]:
     jpeg = _suffix(source) == ".jpg"
     ops = parse_ops(cfg.ops)
@@ -87,7 +87,7 @@ def _write_variants(image: torch.Tensor, source: Path, name: str, index: int, cf
     return rows
 
 
-def export_variants(cfg: AugmentConfig, log: Callable[[str], None] = print) -> AugmentResult:
+def export_variants(cfg: VariantsConfig, log: Callable[[str], None] = print) -> VariantsResult:
     """Write cfg.per_image classical variants of every image under cfg.data into cfg.out, with manifest.csv."""
     cfg.validate()
     root = check_folder(cfg.data)
@@ -126,11 +126,11 @@ def export_variants(cfg: AugmentConfig, log: Callable[[str], None] = print) -> A
         manifest.discard()
         raise GanError(f"no image in {root} could be read ({len(skipped)} skipped, reasons above); nothing was written")
     manifest.finish()
-    return AugmentResult(out, [out / row[0] for row in manifest.rows], manifest.path, skipped)
+    return VariantsResult(out, [out / row[0] for row in manifest.rows], manifest.path, skipped)
 
 
 def _write_variants_of_all(files: list[Path], labels: list[int], names: list[str], class_names: list[str], root: Path,
-                           cfg: AugmentConfig, out: Path, manifest: Manifest, skipped: list, stop: StopSignals) -> None:
+                           cfg: VariantsConfig, out: Path, manifest: Manifest, skipped: list, stop: StopSignals) -> None:
     """The variants of every source, in worker threads. On a signal or an error, the sources not yet started are
     dropped and those being worked on finish, so that every file written is in the manifest's rows."""
 

@@ -1,48 +1,13 @@
-"""Tiny image folders and configs: every test runs on 16-px images for a few steps, on the CPU, offline."""
+"""Fixtures: every test runs offline, with a private cache, on tiny image folders (16-px images, a few steps, CPU)."""
 
 from __future__ import annotations
 
 import errno
-import json
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
-from gan.config import RunConfig
-
-
-def write_images(folder: Path, count: int, size: tuple[int, int] = (24, 20), mode: str = "RGB", seed: int = 0,
-                 suffix: str = ".png") -> list[Path]:
-    """Write `count` images with a few coloured blocks each (not pure noise, so they compress and resize sanely)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    paths = []
-    for i in range(count):
-        pixels = np.full((size[1], size[0], 3), rng.integers(0, 256, 3), dtype=np.uint8)
-        x, y = rng.integers(0, size[0] // 2), rng.integers(0, size[1] // 2)
-        pixels[y : y + size[1] // 2, x : x + size[0] // 2] = rng.integers(0, 256, 3)
-        path = folder / f"img{i:03d}{suffix}"
-        Image.fromarray(pixels).convert(mode).save(path)
-        paths.append(path)
-    return paths
-
-
-def fill_the_disk_after(count: int, module, monkeypatch) -> list[Path]:
-    """`module`'s atomic writes succeed `count` times, then fail as on a full disk; returns the files written."""
-    from gan.files import atomic_write
-
-    written: list[Path] = []
-
-    def write_until_full(path, write, durable=False):
-        if len(written) == count:
-            raise OSError(errno.ENOSPC, "No space left on device", str(path))
-        atomic_write(path, write, durable)
-        written.append(Path(path))
-
-    monkeypatch.setattr(module, "atomic_write", write_until_full)
-    return written
+from helpers import tiny_config, write_images
 
 
 @pytest.fixture(autouse=True)
@@ -87,35 +52,3 @@ def conditional_run(tmp_path_factory) -> Path:
     write_images(base / "pets" / "cats", 6, seed=1)
     write_images(base / "pets" / "dogs", 2, seed=2)
     return train(tiny_config(base / "pets", base / "runs", steps=2), log=lambda _: None).run_dir
-
-
-def tiny_config(data: Path, out: Path, steps: int = 4) -> RunConfig:
-    """A run that trains in well under a second: 16 px, narrow networks, small batches."""
-    cfg = RunConfig()
-    cfg.data.path = str(data)
-    cfg.data.resolution = 16
-    cfg.data.workers = 1
-    cfg.model.z_dim = 8
-    cfg.model.g_channels = 8
-    cfg.model.d_channels = 8
-    t = cfg.train
-    t.steps, t.batch_size, t.out = steps, 8, str(out)
-    t.log_every = t.image_every = t.checkpoint_every = 2
-    t.device = "cpu"
-    t.tensorboard = False
-    t.eval_count = 16  # evaluations (at the last step) stay quick, in the feature space that needs no download
-    cfg.metrics.features = "random"
-    return cfg
-
-
-def stats_records(run_dir: Path, key: str = "Loss/D") -> list[dict]:
-    """The stats.jsonl records that hold `key`: the training stats by default (evaluations are records too)."""
-    records = [json.loads(line) for line in (Path(run_dir) / "stats.jsonl").read_text().splitlines()]
-    return [record for record in records if key in record]
-
-
-TINY_FLAGS = [
-    "--resolution", "16", "--workers", "1", "--z-dim", "8", "--g-channels", "8", "--d-channels", "8",
-    "--batch-size", "8", "--log-every", "2", "--image-every", "2", "--checkpoint-every", "2", "--device", "cpu",
-    "--eval-count", "16", "--features", "random",
-]

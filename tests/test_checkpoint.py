@@ -107,7 +107,7 @@ def test_checkpoints_of_another_format_version_are_refused_clearly(tmp_path):
 def test_an_older_checkpoint_loads_and_resumes_as_the_run_it_was(tmp_path, class_folder, version):
     """Version 2 knew neither conditional BatchNorm nor the class term: its runs load with concat and no term.
     Versions 2 and 3 knew neither R2, LeCam nor transfer: their runs resume without them."""
-    from conftest import tiny_config
+    from helpers import tiny_config
     from gan.generate import load_generator
     from gan.train import train
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TINY_FLAGS
+from helpers import TINY_FLAGS
 from gan.cli import build_parser, flag_reference, main
-from gan.config import (AugmentConfig, DataConfig, EvalConfig, FeatureConfig, ModelConfig, SampleConfig, TrainConfig,
-                        ValueConfig)
+from gan.config import (DataConfig, EvalConfig, MetricsConfig, ModelConfig, SampleConfig, TrainConfig, ValueConfig,
+                        VariantsConfig)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -84,8 +84,8 @@ def test_help_lists_every_flag_with_its_default(capsys):
         with pytest.raises(SystemExit):
             parser.parse_args([command, "--help"])
         helps[command] = capsys.readouterr().out
-    sections = {"train": (DataConfig, ModelConfig, TrainConfig, FeatureConfig), "sample": (SampleConfig,),
-                "eval": (EvalConfig,), "augment": (AugmentConfig,), "value": (ValueConfig,)}
+    sections = {"train": (DataConfig, ModelConfig, TrainConfig, MetricsConfig), "sample": (SampleConfig,),
+                "eval": (EvalConfig,), "augment": (VariantsConfig,), "value": (ValueConfig,)}
     for command, classes in sections.items():
         for cls in classes:
             for field in dataclasses.fields(cls):
@@ -107,7 +107,7 @@ def test_help_lists_every_flag_with_its_default(capsys):
         (["eval", "--run", "r", "--count", "1"], "error: --count must be 0 (the run's) or 2 or more"),
         (["eval", "--run", "r", "--checkpoint", "elsewhere/checkpoint-0000002.pt"], "error: --checkpoint elsewhere"),
         (["train", "--data", "x", "--eval-count", "1"], "error: --eval-count must be 0 (auto) or 2 or more"),
-        (["sample", "--run", "r", "--out", "o", "--truncation", "0.01"], "error: --truncation must be 0 (off) or a"),
+        (["sample", "--run", "r", "--out", "o", "--truncation", "0.01"], "error: --truncation must be 0 (off) or 0.05 or more"),
         (["eval", "--run", "r", "--truncation", "nan"], "error: --truncation must be a finite number, got nan"),
         (["train", "--data", "x", "--lecam-weight", "nan"], "error: --lecam-weight must be a finite number, got nan"),
         (["train", "--data", "x", "--g-lr", "nan"], "error: --g-lr must be a finite number, got nan"),
@@ -162,7 +162,7 @@ def test_sigterm_saves_and_prints_the_resume_command(flat_folder, tmp_path):
 def test_the_flag_reference_is_current_and_complete():
     reference = (ROOT / "docs" / "flags.md").read_text()
     assert reference == flag_reference(), "docs/flags.md is out of date: run python scripts/flags.py"
-    for cls in (DataConfig, ModelConfig, TrainConfig, FeatureConfig, SampleConfig, EvalConfig, AugmentConfig, ValueConfig):
+    for cls in (DataConfig, ModelConfig, TrainConfig, MetricsConfig, SampleConfig, EvalConfig, VariantsConfig, ValueConfig):
         for field in dataclasses.fields(cls):
             if "help" in field.metadata:
                 flag = field.metadata["flag"] or "--" + field.name.replace("_", "-")

@@ -15,13 +15,14 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from conftest import TINY_FLAGS, stats_records, tiny_config, write_images
+from helpers import TINY_FLAGS, stats_records, tiny_config, write_images
 from gan.checkpoint import list_checkpoints, load_checkpoint
-from gan.config import RunConfig, from_dict, to_dict
+from gan.config import RunConfig
 from gan.data import load_dataset
 from gan.distributed import SINGLE, Ranks, joined
+from gan.options import from_dict, to_dict
 from gan.state import build_state
-from gan.step import train_step
+from gan.step import stacked, train_step
 from gan.train import record_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,13 +60,13 @@ def _trained_steps(rank: int, processes: int, port: int, cfg_state: dict, steps:
 def _train_steps(cfg: RunConfig, ranks: Ranks, steps: int) -> dict:
     dataset = load_dataset(cfg.data, lambda _: None)
     record_dataset(cfg, dataset, None, lambda _: None)
-    loop = build_state(cfg, dataset, torch.device("cpu"), ranks)
-    initial = {name: {k: v.clone() for k, v in getattr(loop.nets, name).state_dict().items()} for name in ("G", "D")}
-    stats = [train_step(loop, cfg, torch.device("cpu"), None, step) for step in range(1, steps + 1)]
-    nets = loop.nets
+    state = build_state(cfg, dataset, torch.device("cpu"), ranks)
+    initial = {name: {k: v.clone() for k, v in getattr(state.nets, name).state_dict().items()} for name in ("G", "D")}
+    stats = [train_step(state, cfg, torch.device("cpu"), None, step) for step in range(1, steps + 1)]
+    nets = state.nets
     return {"G": nets.G.state_dict(), "D": nets.D.state_dict(), "G_ema": nets.G_ema.state_dict(),
-            "p": loop.augment_p.p, "stats": torch.stack([torch.stack(list(s.values())) for s in stats]), "batches": loop.batches.state_dict(),
-            "initial": initial}
+            "p": state.augment_p.p, "stats": stacked(stats)[1],
+            "batches": state.batches.state_dict(), "initial": initial}
 
 
 def _flat(state: dict) -> torch.Tensor:

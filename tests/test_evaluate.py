@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 import gan.evaluate as evaluate_module
-from conftest import stats_records, tiny_config, write_images
+from helpers import stats_records, tiny_config, write_images
 from gan.checkpoint import load_checkpoint
 from gan.config import EvalConfig
 from gan.data import load_dataset

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import gan.features as features_module
-from gan.config import FeatureConfig
+from gan.config import MetricsConfig
 from gan.errors import GanError
 from gan.features import RandomFeatures, embed, load_feature_space
 
@@ -47,14 +47,14 @@ def test_the_random_space_is_fixed_and_sees_content():
 def test_auto_without_inception_weights_falls_back_and_says_so(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     lines = []
-    space = load_feature_space(FeatureConfig(), CPU, lines.append)
+    space = load_feature_space(MetricsConfig(), CPU, lines.append)
     assert space.name == "random" and not space.comparable
     assert "no Inception weights at" in lines[0] and "not with published FIDs" in lines[0]
 
 
 def test_missing_inception_weights_file_is_a_clear_error(tmp_path):
     with pytest.raises(GanError, match="no Inception weights at .*missing.pth"):
-        load_feature_space(FeatureConfig(inception_weights=str(tmp_path / "missing.pth")), CPU)
+        load_feature_space(MetricsConfig(inception_weights=str(tmp_path / "missing.pth")), CPU)
 
 
 def stand_in_inception_weights(path):
@@ -106,13 +106,13 @@ def test_inception_asked_for_by_name_is_downloaded_once_into_the_hub_cache(tmp_p
     monkeypatch.setattr(features_module, "INCEPTION_SHA256", sha256)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     lines = []
-    space = load_feature_space(FeatureConfig(features="inception"), CPU, lines.append)
+    space = load_feature_space(MetricsConfig(features="inception"), CPU, lines.append)
     cached = tmp_path / "torch" / "hub" / "checkpoints" / features_module.INCEPTION_FILES[0]
     assert space.name == "inception" and cached.is_file() and len(requests) == 1
     assert lines == [f"downloading the FID Inception-v3 weights (92 MB, once) from {url} to {cached}"]
     assert embed(space, images(2), 2, CPU).shape == (2, 2048)
-    load_feature_space(FeatureConfig(features="inception"), CPU, lines.append)
-    load_feature_space(FeatureConfig(), CPU, lines.append)  # auto now finds them too
+    load_feature_space(MetricsConfig(features="inception"), CPU, lines.append)
+    load_feature_space(MetricsConfig(), CPU, lines.append)  # auto now finds them too
     assert len(requests) == 1 and len(lines) == 1
 
 
@@ -121,7 +121,7 @@ def test_a_download_that_is_not_the_published_file_is_refused_and_not_kept(tmp_p
     monkeypatch.setattr(features_module, "INCEPTION_URL", url)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # the real hash: the stand-in does not match it
     with pytest.raises(GanError, match=r"^cannot download the Inception weights \(RuntimeError: invalid hash value"):
-        load_feature_space(FeatureConfig(features="inception"), CPU, lambda _: None)
+        load_feature_space(MetricsConfig(features="inception"), CPU, lambda _: None)
     assert list((tmp_path / "torch" / "hub" / "checkpoints").iterdir()) == []
 
 
@@ -135,7 +135,7 @@ def test_offline_the_download_fails_with_the_url_and_where_to_put_the_file(tmp_p
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     cached = tmp_path / "torch" / "hub" / "checkpoints" / features_module.INCEPTION_FILES[0]
     with pytest.raises(GanError) as error:
-        load_feature_space(FeatureConfig(features="inception"), CPU, lambda _: None)
+        load_feature_space(MetricsConfig(features="inception"), CPU, lambda _: None)
     message = str(error.value)
     assert message.startswith("cannot download the Inception weights (URLError: ")
     assert message.endswith(f"Download {url} to {cached} (or anywhere, and pass --inception-weights FILE), or use "
@@ -148,7 +148,7 @@ def test_auto_never_downloads(tmp_path, monkeypatch):
 
     monkeypatch.setattr(features_module, "fetch_url", no_download)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    assert load_feature_space(FeatureConfig(features="auto"), CPU, lambda _: None).name == "random"
+    assert load_feature_space(MetricsConfig(features="auto"), CPU, lambda _: None).name == "random"
 
 
 @pytest.mark.filterwarnings("ignore:Detected pickle protocol")
@@ -156,27 +156,27 @@ def test_bad_or_unsafe_inception_weights_are_refused(tmp_path):
     garbage = tmp_path / "garbage.pth"
     garbage.write_bytes(b"not a checkpoint")
     with pytest.raises(GanError, match="cannot use .*garbage.pth as Inception-v3 FID weights"):
-        load_feature_space(FeatureConfig(inception_weights=str(garbage)), CPU)
+        load_feature_space(MetricsConfig(inception_weights=str(garbage)), CPU)
     unsafe = tmp_path / "unsafe.pth"
     with unsafe.open("wb") as f:
         pickle.dump({"weights": io.StringIO("arbitrary object")}, f)  # weights_only=True must refuse to unpickle it
     with pytest.raises(GanError, match="cannot use .*unsafe.pth"):
-        load_feature_space(FeatureConfig(inception_weights=str(unsafe)), CPU)
+        load_feature_space(MetricsConfig(inception_weights=str(unsafe)), CPU)
     other = tmp_path / "other.pth"
     torch.save({"fc.weight": torch.zeros(2, 2)}, other)  # a real state dict, of another network
     with pytest.raises(GanError, match="cannot use .*other.pth"):
-        load_feature_space(FeatureConfig(inception_weights=str(other)), CPU)
+        load_feature_space(MetricsConfig(inception_weights=str(other)), CPU)
 
 
 def test_inception_weights_load_safely_and_give_2048_features(tmp_path):
     path = stand_in_inception_weights(tmp_path / "inception.pth")
-    space = load_feature_space(FeatureConfig(features="inception", inception_weights=str(path)), CPU)
+    space = load_feature_space(MetricsConfig(features="inception", inception_weights=str(path)), CPU)
     assert space.name == "inception" and space.comparable
     assert embed(space, images(2), 2, CPU).shape == (2, 2048)
 
 
 def test_a_torchscript_file_is_a_feature_space(tmp_path):
-    space = load_feature_space(FeatureConfig(features=scripted(tmp_path)), CPU)
+    space = load_feature_space(MetricsConfig(features=scripted(tmp_path)), CPU)
     white = torch.full((1, 3, 16, 16), 255, dtype=torch.uint8)
     assert embed(space, white, 1, CPU)[0, :3].tolist() == [1.0, 1.0, 1.0]  # it receives RGB in [0, 1]
     assert space.num_features == 6 and not space.comparable
@@ -185,17 +185,17 @@ def test_a_torchscript_file_is_a_feature_space(tmp_path):
 
 def test_unusable_feature_files_are_clear_errors(tmp_path):
     with pytest.raises(GanError, match="no such file"):
-        load_feature_space(FeatureConfig(features=str(tmp_path / "nope.pt")), CPU)
+        load_feature_space(MetricsConfig(features=str(tmp_path / "nope.pt")), CPU)
     not_script = tmp_path / "weights.pt"
     torch.save({"a": torch.zeros(1)}, not_script)
     with pytest.raises(GanError, match="is not a TorchScript file"):
-        load_feature_space(FeatureConfig(features=str(not_script)), CPU)
+        load_feature_space(MetricsConfig(features=str(not_script)), CPU)
 
     class PerPixel(nn.Module):
         def forward(self, images: torch.Tensor) -> torch.Tensor:
             return images
 
-    space = load_feature_space(FeatureConfig(features=scripted(tmp_path, PerPixel())), CPU)
+    space = load_feature_space(MetricsConfig(features=scripted(tmp_path, PerPixel())), CPU)
     with pytest.raises(GanError, match=r"must return one vector per image, shape \(N, D\); it returned \(2, 3, 16, 16\)"):
         embed(space, images(2), 2, CPU)
 
@@ -207,7 +207,7 @@ def test_unusable_feature_files_are_clear_errors(tmp_path):
         def forward(self, images: torch.Tensor) -> torch.Tensor:
             return self.linear(images.flatten(1))
 
-    space = load_feature_space(FeatureConfig(features=scripted(tmp_path, Fixed32())), CPU)
+    space = load_feature_space(MetricsConfig(features=scripted(tmp_path, Fixed32())), CPU)
     with pytest.raises(GanError, match=r"features.pt fails on images of shape \(2, 3, 16, 16\): .*"):
         embed(space, images(2), 2, CPU)
 
@@ -215,6 +215,6 @@ def test_unusable_feature_files_are_clear_errors(tmp_path):
         def forward(self, images: torch.Tensor) -> torch.Tensor:
             return images.mean((2, 3)) * float("nan")
 
-    space = load_feature_space(FeatureConfig(features=scripted(tmp_path, NotANumber())), CPU)
+    space = load_feature_space(MetricsConfig(features=scripted(tmp_path, NotANumber())), CPU)
     with pytest.raises(GanError, match="gave NaN or infinite features"):
         embed(space, images(2), 2, CPU)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import write_images
+from helpers import write_images
 from gan.errors import GanError
 from gan.folders import scan_folder
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import tiny_config
+from helpers import tiny_config
 from gan.checkpoint import load_checkpoint
 from gan.config import EvalConfig, SampleConfig
 from gan.evaluate import evaluate_run, format_report, training_images

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import gan.train as train_module
-from conftest import TINY_FLAGS, tiny_config, write_images
+from helpers import TINY_FLAGS, write_images
 from gan.cli import main
 from gan.config import RunConfig
 from gan.memory import training_bytes

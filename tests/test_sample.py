@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 import gan.sample as sample_module
-from conftest import fill_the_disk_after, tiny_config, write_images
+from helpers import fill_the_disk_after, tiny_config, write_images
 from gan.checkpoint import load_checkpoint, save_checkpoint
 from gan.config import SampleConfig
 from gan.errors import GanError

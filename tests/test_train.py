@@ -8,7 +8,7 @@ import torch
 
 import gan.losses as losses_module
 import gan.train as train_module
-from conftest import stats_records, tiny_config, write_images
+from helpers import stats_records, tiny_config, write_images
 from gan.checkpoint import list_checkpoints, load_checkpoint
 from gan.distributed import Ranks
 from gan.state import build_state

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from conftest import TINY_FLAGS, tiny_config, write_images
+from helpers import TINY_FLAGS, tiny_config, write_images
 from gan.checkpoint import load_checkpoint
 from gan.cli import main
 from gan.errors import GanError

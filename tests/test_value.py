@@ -8,7 +8,8 @@ from PIL import Image
 from gan.cli import main
 from gan.config import ValueConfig
 from gan.errors import GanError
-from gan.value import BOTH, CLASSICAL, ONLY, REAL, SYNTHETIC, harm, measure_value, verdict
+from gan.value import measure_value
+from gan.value_report import BOTH, CLASSICAL, ONLY, REAL, SYNTHETIC
 
 COLOURS = {"red": (200, 40, 40), "blue": (40, 40, 200)}
 
@@ -136,38 +137,6 @@ def test_classes_must_match_by_name(folders, tmp_path):
     shutil.copytree(tmp_path / "train" / "red", tmp_path / "one-class" / "red")
     with pytest.raises(GanError, match=r"has one class folder \(red\): a classifier needs two or more"):
         measure_value(cfg, log=lambda _: None)
-
-
-def test_the_verdict_counts_a_gain_when_its_95_percent_interval_excludes_zero():
-    def results(base, better):
-        return {REAL: {"accuracy": base}, CLASSICAL: {"accuracy": base}, SYNTHETIC: {"accuracy": base},
-                BOTH: {"accuracy": better}}
-
-    headline = verdict(results([0.50, 0.52, 0.51], [0.54, 0.55, 0.55])).split("; ")
-    assert headline[0] == "synthetic images improved accuracy by 3.7 ± 1.4 points over classical augmentation"
-    assert headline[1].startswith("synthetic images did not help: +0.0 ± 0.0 points instead of classical")
-    assert verdict(results([0.50, 0.52, 0.51], [0.40, 0.43, 0.41])).startswith(
-        "synthetic images made accuracy worse, by 9.7 ±")
-    assert verdict(results([0.50, 0.52, 0.51], [0.53, 0.49, 0.52])).startswith("synthetic images did not help: +0.3 ±")
-    assert "one seed: train with --seeds 3" in verdict(results([0.5], [0.6]))
-    classical_only = {REAL: {"accuracy": [0.5, 0.6]}, CLASSICAL: {"accuracy": [0.7, 0.8]}}
-    assert verdict(classical_only) == "classical augmentation improved accuracy by 20.0 ± 0.0 points over real images alone"
-
-
-def test_harm_is_shouted_with_its_likeliest_cause():
-    def results(real, mixed):
-        return {REAL: {"accuracy": real}, SYNTHETIC: {"accuracy": mixed}}
-
-    per_class = {"3": 0.41, "4": 0.7, "5": 0.98}
-    diagnosis = {"label_agreement": {"mean": 0.7, "per_class": per_class}, "copy_rate": 0.0, "real_copy_rate": 0.0,
-                 "recall": 0.5}
-    shout = harm(results([0.90, 0.91, 0.90], [0.67, 0.66, 0.68]), diagnosis)
-    assert shout.startswith("HARM: the synthetic images lowered accuracy by 23.3 ± ")
-    assert "over real images alone. Likely cause: wrong labels" in shout and "(lowest: 3 41%, 4 70%, 5 98%)" in shout
-    faithful = {**diagnosis, "label_agreement": {"mean": 0.97, "per_class": {}}}
-    assert "Likely cause: copies. 30%" in harm(results([0.9, 0.91], [0.8, 0.8]), {**faithful, "copy_rate": 0.3})
-    assert "Likely cause: low recall. They cover 50%" in harm(results([0.9, 0.91], [0.8, 0.8]), faithful)
-    assert harm(results([0.90, 0.91, 0.90], [0.91, 0.90, 0.92]), diagnosis) is None  # no harm, no shout
 
 
 def test_cli_prints_the_verdict_and_where_the_report_is(folders, tmp_path, capsys):

@@ -5,14 +5,14 @@ import pytest
 from PIL import Image
 
 import gan.variants as variants_module
-from conftest import fill_the_disk_after, write_images
-from gan.config import AugmentConfig
+from helpers import fill_the_disk_after, write_images
+from gan.config import VariantsConfig
 from gan.errors import GanError
 from gan.variants import export_variants
 
 
 def run(data, out, **settings):
-    return export_variants(AugmentConfig(data=str(data), out=str(out), workers=1, **settings), log=lambda _: None)
+    return export_variants(VariantsConfig(data=str(data), out=str(out), workers=1, **settings), log=lambda _: None)
 
 
 def test_variants_mirror_the_class_layout_with_a_manifest(class_folder, tmp_path):

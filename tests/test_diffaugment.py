@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from gan.augment import AugmentProbability, augment
+from gan.diffaugment import AugmentProbability, diff_augment
 from gan.config import parse_policy
 
 
@@ -11,7 +11,7 @@ def images(batch: int = 8, size: int = 16) -> torch.Tensor:
 
 
 def run(x, policy, p, seed=0):
-    return augment(x, parse_policy(policy), torch.tensor(p), torch.Generator().manual_seed(seed))
+    return diff_augment(x, parse_policy(policy), torch.tensor(p), torch.Generator().manual_seed(seed))
 
 
 @pytest.mark.parametrize("policy", ["translation", "cutout", "color", "flip", "translation,cutout,color,flip"])
@@ -97,9 +97,9 @@ def test_every_operation_allows_the_double_backward_of_r1():
 @pytest.mark.parametrize("processes", [2, 4])
 def test_each_process_augments_its_share_as_the_whole_batch_would(processes):
     x, policy, p = images(batch=8), parse_policy("translation,cutout,color,flip"), torch.tensor(0.5)
-    whole = augment(x, policy, p, torch.Generator().manual_seed(3))
+    whole = diff_augment(x, policy, p, torch.Generator().manual_seed(3))
     size = len(x) // processes
     for rank in range(processes):
         part = x[rank * size:(rank + 1) * size]
-        mine = augment(part, policy, p, torch.Generator().manual_seed(3), share=(rank, processes))
+        mine = diff_augment(part, policy, p, torch.Generator().manual_seed(3), share=(rank, processes))
         assert torch.equal(mine, whole[rank * size:(rank + 1) * size])

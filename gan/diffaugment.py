@@ -35,8 +35,8 @@ def _chosen(images: torch.Tensor, p: torch.Tensor, generator: torch.Generator, s
 def _translation(x: torch.Tensor, generator: torch.Generator, share: Share, ratio: float = 0.125) -> torch.Tensor:
     """Shift each image by up to `ratio` of its size, whole pixels, filling with zeros (mid-grey).
 
-    A gather from a copy padded by one zero pixel (shifts past the edge land on the padding): 5x faster on the CPU
-    than indexing with three index grids, and unlike grid_sample its backward has a derivative of its own, which R1
+    A gather from a copy padded by one zero pixel (shifts past the edge land on the padding): much faster on the
+    CPU than indexing with three index grids, and unlike grid_sample its backward has a derivative of its own, which R1
     needs (D's gradient passes through this function).
     """
     batch, channels, height, width = x.shape
@@ -88,8 +88,8 @@ def _flip(x: torch.Tensor, generator: torch.Generator, share: Share) -> torch.Te
 _APPLY = {"translation": _translation, "cutout": _cutout, "color": _color, "flip": _flip}
 
 
-def augment(images: torch.Tensor, policy: tuple[str, ...], p: torch.Tensor, generator: torch.Generator,
-            share: Share = WHOLE) -> torch.Tensor:
+def diff_augment(images: torch.Tensor, policy: tuple[str, ...], p: torch.Tensor, generator: torch.Generator,
+                 share: Share = WHOLE) -> torch.Tensor:
     """Apply each operation of `policy` to each image with probability `p` (a 0-d tensor); differentiable."""
     for name in policy:
         images = torch.where(_chosen(images, p, generator, share), _APPLY[name](images, generator, share), images)

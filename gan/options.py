@@ -1,0 +1,135 @@
+"""How a config field declares itself: its flag and help, the values it takes, and whether it fixes the networks'
+shape. The command-line flags (gan.cli), the checks and the comparison of a checkpoint's shape all read these
+declarations, so a new knob costs one field plus its use.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from gan.errors import GanError
+
+
+@dataclass(frozen=True)
+class Range:
+    """The numbers a field takes: from `low` (excluded when `low_open`) up to `high` (excluded when `high_open`;
+    None: no limit). `zero` names what 0 means when 0 is accepted too, e.g. 'off' or 'auto'."""
+
+    low: float
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    zero: str = ""
+
+    def admits(self, value: float) -> bool:
+        if self.zero and value == 0:
+            return True
+        above_low = value > self.low if self.low_open else value >= self.low
+        below_high = self.high is None or (value < self.high if self.high_open else value <= self.high)
+        return above_low and below_high
+
+    def __str__(self) -> str:
+        low = f"{self.low:g}"
+        if self.high is not None:
+            text = (f"above {low} and at most {self.high:g}" if self.low_open else
+                    f"in [{low}, {self.high:g}{')' if self.high_open else ']'}")
+        elif self.low_open:
+            text = "positive" if self.low == 0 else f"above {low}"
+        else:
+            text = "more" if self.low == 0 and self.zero else f"{low} or more"
+        return f"0 ({self.zero}) or {text}" if self.zero else text
+
+
+POSITIVE = Range(0, low_open=True)
+COUNT = Range(0)  # 0 or more
+FRACTION = Range(0, 1)
+DECAY = Range(0, 1, high_open=True)  # Adam betas and moving averages: 1 would never move
+WEIGHT = Range(0, low_open=True, zero="off")  # a loss term's weight
+AUTO = Range(0, zero="auto")  # workers and the like: 0 picks for you
+
+
+def option(default, help: str, choices: tuple | None = None, flag: str | None = None, within: Range | None = None,
+           shape: bool = False):
+    """A config field that is also a command-line flag (`--field-name` unless `flag` says otherwise).
+
+    `within`: the numbers it takes; `shape`: it changes the networks' tensors, so a checkpoint only resumes or
+    samples with the same value. A list default makes a repeatable flag (`--class a --class b`)."""
+    metadata = {"help": help, "choices": choices, "flag": flag, "within": within, "shape": shape}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def derived(default_factory):
+    """A config field filled in by the program (e.g. from the data), saved in config.json but not a flag."""
+    return field(default_factory=default_factory)
+
+
+def flag_name(name: str) -> str:
+    """The command-line flag of a config field: z_dim -> --z-dim."""
+    return "--" + name.replace("_", "-")
+
+
+def flag_of(declared: dataclasses.Field) -> str:
+    return declared.metadata.get("flag") or flag_name(declared.name)
+
+
+def settings(cfg) -> Iterator[tuple[object, dataclasses.Field]]:
+    """Every (config, field) of `cfg` and of the configs nested in it, in declaration order."""
+    for declared in dataclasses.fields(cfg):
+        value = getattr(cfg, declared.name)
+        if dataclasses.is_dataclass(value):
+            yield from settings(value)
+        else:
+            yield cfg, declared
+
+
+def check_declared(cfg) -> None:
+    """What the fields declare: every float a finite number (NaN and inf pass any comparison), every choice one of
+    its choices, every number within its range."""
+    for owner, declared in settings(cfg):
+        value, flag = getattr(owner, declared.name), flag_of(declared)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise GanError(f"{flag} must be a finite number, got {value}")
+        choices, within = declared.metadata.get("choices"), declared.metadata.get("within")
+        if choices and value not in choices:
+            raise GanError(f"{flag} must be one of {', '.join(map(str, choices))}, got {value!r}")
+        if within and not within.admits(value):
+            raise GanError(f"{flag} must be {within}, got {value}")
+
+
+def shape_settings(cfg) -> Iterator[tuple[object, dataclasses.Field]]:
+    return ((owner, declared) for owner, declared in settings(cfg) if declared.metadata.get("shape"))
+
+
+def shape_differences(saved, wanted) -> list[str]:
+    """Human-readable list of shape settings that differ, e.g. ['--g-channels 64 in the checkpoint, 128 now']."""
+    differences = []
+    for (before, declared), (now, _) in zip(shape_settings(saved), shape_settings(wanted)):
+        old, new = getattr(before, declared.name), getattr(now, declared.name)
+        if old != new:
+            differences.append(f"{flag_of(declared)} {old} in the checkpoint, {new} now")
+    return differences
+
+
+def to_dict(cfg) -> dict:
+    """Plain nested dict of a config, ready for JSON or a checkpoint."""
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(cls, values: dict):
+    """Rebuild a config dataclass from `to_dict` output; unknown keys mean a config from another version."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(values) - names
+    if unknown:
+        raise GanError(f"config has settings this version does not know: {', '.join(sorted(unknown))}")
+    kwargs = {}
+    for name, value in values.items():
+        kind = hints[name]
+        kwargs[name] = from_dict(kind, value) if dataclasses.is_dataclass(kind) else value
+    return cls(**kwargs)
