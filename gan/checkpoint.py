@@ -147,6 +147,12 @@ def unwritable(run_dir: Path, file: Path | str, error: Exception, needed: int = 
                     f"then {then}")
 
 
+def training_checkpoint(training_state: dict, step: int, cfg: RunConfig, data_fingerprint: str) -> dict:
+    """What a checkpoint holds: the step, the run's config, its data's fingerprint and the training state
+    (gan.state.TrainingState.state_dict(): one key per saved field), as plain tensors and dicts."""
+    return {"step": step, "config": to_dict(cfg), "data_fingerprint": data_fingerprint, **training_state}
+
+
 def save_checkpoint(run_dir: Path, state: dict, keep: int) -> Path:
     """Write `state` as checkpoint-<step>.pt (temp file, then rename), then delete all but the newest `keep`."""
     path = _write(Path(run_dir) / f"checkpoint-{state['step']:07d}.pt", state)
@@ -202,7 +208,7 @@ def _instead(broken: Path) -> str:
 
 @dataclass
 class Checkpoint:
-    state: dict  # see train.checkpoint_state and state.TrainingState for the keys
+    state: dict  # see training_checkpoint for the keys
     path: Path
 
     def saved_config(self) -> RunConfig:

@@ -1,8 +1,8 @@
-"""The training loop: `train(cfg)` runs (or resumes) one GAN run in its own folder and says where it ended."""
+"""The training loop: `train(cfg)` sets a run up (its data, training state and folder), or resumes one, steps it
+to --steps and says where it ended; what falls due between the steps is gan.run's."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -10,30 +10,19 @@ from typing import Callable
 import torch
 
 from gan import device as devices
-from gan.checkpoint import (Checkpoint, RunLock, is_run_folder, list_checkpoints, new_run_dir, save_best,
-                            save_checkpoint, save_config, unwritable)
+from gan.checkpoint import Checkpoint, RunLock, is_run_folder, list_checkpoints, new_run_dir, save_config, unwritable
 from gan.config import RunConfig, parse_policy
 from gan.data import ImageDataset, load_dataset
 from gan.distributed import SINGLE, Ranks
 from gan.errors import GanError
-from gan.evaluate import best_score_so_far, training_evaluator
-from gan.judge import run_judge
+from gan.evaluate import training_evaluator
 from gan.memory import check_fits, out_of_memory_explained
-from gan.models import refresh_batchnorm_stats
-from gan.options import shape_differences, to_dict
-from gan.pixels import to_signed
-from gan.state import GRID_STREAM, NORM_STREAM, Networks, TrainingState, build_state, seeded
-from gan.step import stacked, train_step
+from gan.options import shape_differences
+from gan.run import Run
+from gan.state import TrainingState, build_state
+from gan.step import train_step
 from gan.stopping import StopSignals
-from gan.tracking import GRID_SIZE, Tracker
 from gan.transfer import load_source, start_from
-
-# What each evaluation logs, from Evaluator scores.
-METRICS = {"Metrics/KID": "kid", "Metrics/FID": "fid", "Metrics/precision": "precision", "Metrics/recall": "recall",
-           "Metrics/class_KID": "class_kid", "Metrics/label_agreement": "label_agreement"}
-
-_GRID_ROWS = 16  # a conditional grid shows one row of 8 per class, for at most this many classes
-
 
 @dataclass
 class TrainResult:
@@ -41,15 +30,6 @@ class TrainResult:
     step: int
     checkpoint: Path
     interrupted: bool  # stopped early by Ctrl-C / SIGTERM
-
-
-class TrainingDiverged(GanError):
-    """A loss became NaN or infinite; the message names the step and the last good checkpoint."""
-
-
-def checkpoint_state(state: TrainingState, step: int, cfg: RunConfig, data_fingerprint: str) -> dict:
-    """Everything a resume needs, as plain tensors and dicts (loadable with weights_only=True)."""
-    return {"step": step, "config": to_dict(cfg), "data_fingerprint": data_fingerprint, **state.state_dict()}
 
 
 def record_dataset(cfg: RunConfig, dataset: ImageDataset, resumed: Checkpoint | None, log) -> None:
@@ -133,53 +113,6 @@ def _shared_run_folder(cfg: RunConfig, resume: Checkpoint | None, log, ranks: Ra
     if isinstance(claimed, GanError):
         raise claimed
     return Path(claimed), lock
-
-
-def _grid_inputs(cfg: RunConfig, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The fixed noise (and classes) of every fakes grid: 64 images, or one row of 8 per class."""
-    classes = min(cfg.num_classes, _GRID_ROWS)
-    generator = seeded(cfg.train.seed, GRID_STREAM)
-    if not classes:
-        return torch.randn(GRID_SIZE, cfg.model.z_dim, generator=generator).to(device), None
-    # The same 8 noise vectors in every row: down a column, only the class changes.
-    z = torch.randn(8, cfg.model.z_dim, generator=generator).repeat(classes, 1)
-    return z.to(device), torch.arange(classes).repeat_interleave(8).to(device)
-
-
-def _refresh_ema_stats(nets: Networks, cfg: RunConfig, device: torch.device) -> None:
-    generator = seeded(cfg.train.seed, NORM_STREAM)
-    batches = []
-    for _ in range(4):
-        z = torch.randn(GRID_SIZE, cfg.model.z_dim, generator=generator).to(device)
-        labels = torch.randint(cfg.num_classes, (GRID_SIZE,), generator=generator).to(device) if cfg.num_classes else None
-        batches.append((z, labels))
-    refresh_batchnorm_stats(nets.G_ema, batches)
-
-
-def _reals_grid(dataset: ImageDataset, cfg: RunConfig) -> torch.Tensor:
-    """64 random training images, or (conditional) one row of 8 per class."""
-    order = torch.randperm(len(dataset), generator=seeded(cfg.train.seed, GRID_STREAM))
-    if cfg.num_classes:
-        labels = dataset.labels[order]
-        rows = [order[labels == c] for c in range(min(cfg.num_classes, _GRID_ROWS))]
-        pick = torch.cat([row.repeat(-(-8 // len(row)))[:8] for row in rows if len(row)])  # 8 a row, repeating
-    else:
-        pick = order[:GRID_SIZE]
-    return to_signed(dataset.images[pick])
-
-
-def _unreported_stats(cfg: RunConfig, policy: tuple[str, ...]) -> set[str]:
-    """The step's statistics not worth a curve in this run: no flat zero lines for R1 or augmentation when off."""
-    skipped = set()
-    for name, weight in (("Loss/R1", cfg.train.r1_gamma), ("Loss/R2", cfg.train.r2_gamma),
-                         ("Loss/LeCam", cfg.train.lecam_weight)):
-        if not weight:
-            skipped.add(name)
-    if not (cfg.train.class_weight and cfg.num_classes):
-        skipped.add("Loss/class")
-    if not policy:
-        skipped |= {"Augment/p", "Augment/rt"}
-    return skipped
 
 
 def _describe(cfg: RunConfig) -> str:
@@ -267,106 +200,55 @@ def _train(cfg: RunConfig, resume: Checkpoint | None, device: torch.device, log,
 
 def _train_in(run_dir: Path, cfg: RunConfig, state: TrainingState, dataset: ImageDataset, evaluator, start: int,
               resume: Checkpoint | None, device: torch.device, amp, log) -> TrainResult:
-    t, nets, ranks = cfg.train, state.nets, state.ranks
-    best_score = best_score_so_far(run_dir, evaluator, t.best_by, log) if evaluator and ranks.main else math.inf
-    if ranks.main:
+    if state.ranks.main:
         save_config(run_dir, cfg)
-    resuming = f", resuming {resume.path.name} at step {start}" if resume else ""
-    log(f"run folder: {run_dir}  (device {device}, {'bf16 autocast' if amp else 'fp32'}{resuming})")
-    if ranks.processes > 1:
-        log(f"{ranks.processes} processes: batch {t.batch_size} in all, {t.batch_size // ranks.processes} on each")
-    log(_describe(cfg))
-
-    grid_z, grid_labels = _grid_inputs(cfg, device)
-    ema_stats_step = None
-
-    def refresh_ema_stats(step: int) -> None:
-        nonlocal ema_stats_step
-        if ema_stats_step != step:  # grids and checkpoints often fall on the same step
-            _refresh_ema_stats(nets, cfg, device)
-            ema_stats_step = step
-
-    def save_grid(step: int) -> None:
-        refresh_ema_stats(step)
-        with torch.no_grad():
-            tracker.images("Samples/fixed_noise", nets.G_ema(grid_z, grid_labels), step, f"fakes-{step:07d}.png")
-
-    def save(step: int) -> Path:
-        refresh_ema_stats(step)
-        return save_checkpoint(run_dir, checkpoint_state(state, step, cfg, dataset.fingerprint), cfg.train.keep)
-
-    def evaluate(step: int) -> None:
-        nonlocal best_score
-        refresh_ema_stats(step)
-        scores = evaluator.evaluate(nets.G_ema)  # every process makes its share of the samples
-        if not ranks.main:
-            return
-        note = ""
-        if scores[t.best_by] < best_score:
-            best_score = scores[t.best_by]
-            best = checkpoint_state(state, step, cfg, dataset.fingerprint)
-            save_best(run_dir, {**best, "metrics": scores, "evaluation": evaluator.identity, "best_by": t.best_by})
-            note = "  (best so far: best.pt)"
-        agreement = {f"Agreement/{name}": value for name, value in scores.get("label_agreement_classes", {}).items()
-                     if value is not None}
-        tracker.metrics(step, {name: scores[key] for name, key in METRICS.items() if key in scores}, note, agreement)
-        tracker.restart_clock()
-
-    def flush(window: list[dict[str, torch.Tensor]], step: int) -> None:
-        # (steps, statistics), averaged over the processes, so that all of them see a non-finite loss
-        names, values = stacked(window)
-        values = ranks.average(values).cpu()  # the only host sync, every log_every steps
-        finite = torch.isfinite(values).all(1)
-        if not finite.all():
-            bad_step = step - len(window) + 1 + int((~finite).nonzero()[0])
-            saved = list_checkpoints(run_dir)
-            last_good = f"the last good checkpoint is {saved[-1]}" if saved else "no checkpoint was saved yet"
-            raise TrainingDiverged(
-                f"the loss became non-finite (NaN or inf) at step {bad_step}; stopping. {last_good}. "
-                f"Resume it with lower learning rates (--d-lr, --g-lr) or --precision fp32."
-            )
-        if ranks.main:
-            stats = {name: value for name, value in zip(names, values.mean(0).tolist()) if name not in unreported}
-            tracker.scalars(step, {**stats, "LR/G": cfg.train.g_lr, "LR/D": cfg.train.d_lr})
-        window.clear()
-
-    unreported = _unreported_stats(cfg, state.policy)
-    tracker = Tracker(run_dir, t.steps, start, t.batch_size, t.tensorboard, log) if ranks.main else None
-    if evaluator and cfg.num_classes and ranks.main:  # trained at the first evaluation, kept in the run
-        evaluator.make_judge = lambda: run_judge(run_dir, cfg, lambda: dataset, device, tracker.message)
-    step, checkpoint, window = start, None, []
+    _announce(run_dir, cfg, state.ranks, device, amp, resume, start, log)
+    run = Run(run_dir, cfg, state, dataset, evaluator, start, device, log)
     try:
-        if ranks.main and not (run_dir / "reals.png").exists():
-            tracker.images("Samples/reals", _reals_grid(dataset, cfg), start, "reals.png")
-        if start == 0 and ranks.main:
-            save_grid(0)
-        if tracker:
-            tracker.restart_clock()
-        with StopSignals() as stop:
-            for step in range(start + 1, t.steps + 1):
-                window.append(train_step(state, cfg, device, amp, step))
-                # Read once (a signal arriving mid-save is handled after the next step). Processes agree on it at
-                # the host syncs they share, every --log-every steps: agreeing every step would sync every step.
-                stopping = stop.requested if ranks.processes == 1 else (
-                    step % t.log_every == 0 and ranks.any(stop.requested))
-                if stopping and tracker:
-                    tracker.message(f"stopping at step {step}: saving a checkpoint (Ctrl-C again aborts)")
-                last = step == t.steps or stopping
-                if last or step % t.log_every == 0 or step % t.checkpoint_every == 0:
-                    flush(window, step)
-                if ranks.main and (last or step % t.image_every == 0):
-                    save_grid(step)
-                if ranks.main and (last or step % t.checkpoint_every == 0):
-                    checkpoint = save(step)
-                # After the checkpoint, so that a failing evaluation never costs training steps.
-                if evaluator and not stopping and (step == t.steps or step % t.eval_every == 0):
-                    evaluate(step)
-                if stopping:
-                    break
+        run.begin(start)
+        step, checkpoint = _loop(run, cfg, state, start, device, amp)
     finally:
-        if tracker:
-            tracker.close()
-    interrupted = step < t.steps
+        run.close()
+    interrupted = step < cfg.train.steps
     if interrupted:
         log(f"stopped at step {step}; checkpoint {checkpoint}. Continue with: gan train --resume {run_dir}")
     return TrainResult(run_dir, step, checkpoint, interrupted)
+
+
+def _announce(run_dir: Path, cfg: RunConfig, ranks: Ranks, device: torch.device, amp, resume: Checkpoint | None,
+              start: int, log) -> None:
+    resuming = f", resuming {resume.path.name} at step {start}" if resume else ""
+    log(f"run folder: {run_dir}  (device {device}, {'bf16 autocast' if amp else 'fp32'}{resuming})")
+    if ranks.processes > 1:
+        t = cfg.train
+        log(f"{ranks.processes} processes: batch {t.batch_size} in all, {t.batch_size // ranks.processes} on each")
+    log(_describe(cfg))
+
+
+def _loop(run: Run, cfg: RunConfig, state: TrainingState, start: int, device: torch.device,
+          amp) -> tuple[int, Path | None]:
+    """Steps from `start` to --steps, with what falls due after each; returns the last step and checkpoint."""
+    t, ranks = cfg.train, state.ranks
+    step, checkpoint, window = start, None, []
+    with StopSignals() as stop:
+        for step in range(start + 1, t.steps + 1):
+            window.append(train_step(state, cfg, device, amp, step))
+            # Read once (a signal arriving mid-save is handled after the next step). Processes agree on it at
+            # the host syncs they share, every --log-every steps: agreeing every step would sync every step.
+            stopping = stop.requested if ranks.processes == 1 else (
+                step % t.log_every == 0 and ranks.any(stop.requested))
+            if stopping:
+                run.message(f"stopping at step {step}: saving a checkpoint (Ctrl-C again aborts)")
+            last = step == t.steps or stopping
+            if last or step % t.log_every == 0 or step % t.checkpoint_every == 0:
+                run.report(window, step)
+            if ranks.main and (last or step % t.image_every == 0):
+                run.save_grid(step)
+            if ranks.main and (last or step % t.checkpoint_every == 0):
+                checkpoint = run.save(step)
+            # After the checkpoint, so that a failing evaluation never costs training steps.
+            if run.evaluator and not stopping and (step == t.steps or step % t.eval_every == 0):
+                run.evaluate(step)
+            if stopping:
+                break
+    return step, checkpoint

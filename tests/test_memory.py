@@ -12,6 +12,7 @@ from helpers import TINY_FLAGS, write_images
 from gan.cli import main
 from gan.config import RunConfig
 from gan.memory import training_bytes
+from gan.tracking import Tracker
 
 
 def test_the_estimate_grows_with_the_batch_the_resolution_and_the_width():
@@ -66,14 +67,14 @@ def test_running_out_of_memory_mid_run_says_what_to_lower_and_keeps_the_checkpoi
 
 
 def test_a_full_disk_mid_run_names_the_file_and_the_checkpoint_to_resume(flat_folder, tmp_path, monkeypatch, capsys):
-    real_images = train_module.Tracker.images
+    real_images = Tracker.images
 
     def grid_on_a_full_disk(tracker, tag, images, step, file):
         if step == 4:
             raise OSError(errno.ENOSPC, "No space left on device", str(tracker.run_dir / file))
         return real_images(tracker, tag, images, step, file)
 
-    monkeypatch.setattr(train_module.Tracker, "images", grid_on_a_full_disk)
+    monkeypatch.setattr(Tracker, "images", grid_on_a_full_disk)
     run = tmp_path / "runs" / "00000-flat"
     code = main(["train", "--data", str(flat_folder), "--out", str(tmp_path / "runs"), *TINY_FLAGS, "--steps", "4"])
     error = capsys.readouterr().err

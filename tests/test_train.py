@@ -13,7 +13,8 @@ from gan.checkpoint import list_checkpoints, load_checkpoint
 from gan.distributed import Ranks
 from gan.state import build_state
 from gan.errors import GanError
-from gan.train import TrainingDiverged, train
+from gan.run import TrainingDiverged
+from gan.train import train
 
 
 def _tensors(state: dict, prefix: str = ""):

@@ -1,0 +1,169 @@
+"""A run in progress in its folder: what falls due between training steps (its statistics, sample grids,
+checkpoints and evaluations), written by the first process while the others take part where all are needed."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+
+from gan.checkpoint import list_checkpoints, save_best, save_checkpoint, training_checkpoint
+from gan.config import RunConfig
+from gan.data import ImageDataset
+from gan.errors import GanError
+from gan.evaluate import best_score_so_far
+from gan.judge import run_judge
+from gan.models import refresh_batchnorm_stats
+from gan.pixels import to_signed
+from gan.state import GRID_STREAM, NORM_STREAM, Networks, TrainingState, seeded
+from gan.step import stacked
+from gan.tracking import GRID_SIZE, Tracker
+
+# What each evaluation logs, from Evaluator scores.
+METRICS = {"Metrics/KID": "kid", "Metrics/FID": "fid", "Metrics/precision": "precision", "Metrics/recall": "recall",
+           "Metrics/class_KID": "class_kid", "Metrics/label_agreement": "label_agreement"}
+
+_GRID_ROWS = 16  # a conditional grid shows one row of 8 per class, for at most this many classes
+
+
+class TrainingDiverged(GanError):
+    """A loss became NaN or infinite; the message names the step and the last good checkpoint."""
+
+
+def _grid_inputs(cfg: RunConfig, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The fixed noise (and classes) of every fakes grid: 64 images, or one row of 8 per class."""
+    classes = min(cfg.num_classes, _GRID_ROWS)
+    generator = seeded(cfg.train.seed, GRID_STREAM)
+    if not classes:
+        return torch.randn(GRID_SIZE, cfg.model.z_dim, generator=generator).to(device), None
+    # The same 8 noise vectors in every row: down a column, only the class changes.
+    z = torch.randn(8, cfg.model.z_dim, generator=generator).repeat(classes, 1)
+    return z.to(device), torch.arange(classes).repeat_interleave(8).to(device)
+
+
+def _refresh_ema_stats(nets: Networks, cfg: RunConfig, device: torch.device) -> None:
+    generator = seeded(cfg.train.seed, NORM_STREAM)
+    batches = []
+    for _ in range(4):
+        z = torch.randn(GRID_SIZE, cfg.model.z_dim, generator=generator).to(device)
+        labels = torch.randint(cfg.num_classes, (GRID_SIZE,), generator=generator).to(device) if cfg.num_classes else None
+        batches.append((z, labels))
+    refresh_batchnorm_stats(nets.G_ema, batches)
+
+
+def _reals_grid(dataset: ImageDataset, cfg: RunConfig) -> torch.Tensor:
+    """64 random training images, or (conditional) one row of 8 per class."""
+    order = torch.randperm(len(dataset), generator=seeded(cfg.train.seed, GRID_STREAM))
+    if cfg.num_classes:
+        labels = dataset.labels[order]
+        rows = [order[labels == c] for c in range(min(cfg.num_classes, _GRID_ROWS))]
+        pick = torch.cat([row.repeat(-(-8 // len(row)))[:8] for row in rows if len(row)])  # 8 a row, repeating
+    else:
+        pick = order[:GRID_SIZE]
+    return to_signed(dataset.images[pick])
+
+
+def _unreported_stats(cfg: RunConfig, policy: tuple[str, ...]) -> set[str]:
+    """The step's statistics not worth a curve in this run: no flat zero lines for R1 or augmentation when off."""
+    skipped = set()
+    for name, weight in (("Loss/R1", cfg.train.r1_gamma), ("Loss/R2", cfg.train.r2_gamma),
+                         ("Loss/LeCam", cfg.train.lecam_weight)):
+        if not weight:
+            skipped.add(name)
+    if not (cfg.train.class_weight and cfg.num_classes):
+        skipped.add("Loss/class")
+    if not policy:
+        skipped |= {"Augment/p", "Augment/rt"}
+    return skipped
+
+
+class Run:
+    """A run in progress in its folder: what falls due between steps (stats, grids, checkpoints, evaluations).
+    Only the first process writes; the others take part in what needs all of them."""
+
+    def __init__(self, run_dir: Path, cfg: RunConfig, state: TrainingState, dataset: ImageDataset, evaluator,
+                 start: int, device: torch.device, log):
+        self.run_dir, self.cfg, self.state, self.dataset, self.evaluator = run_dir, cfg, state, dataset, evaluator
+        self.device, self.main = device, state.ranks.main
+        t = cfg.train
+        self.best_score = (best_score_so_far(run_dir, evaluator, t.best_by, log) if evaluator and self.main
+                           else math.inf)
+        self.grid_z, self.grid_labels = _grid_inputs(cfg, device)
+        self.unreported = _unreported_stats(cfg, state.policy)
+        self.ema_stats_step = None
+        self.tracker = Tracker(run_dir, t.steps, start, t.batch_size, t.tensorboard, log) if self.main else None
+        if evaluator and cfg.num_classes and self.main:  # trained at the first evaluation, kept in the run
+            evaluator.make_judge = lambda: run_judge(run_dir, cfg, lambda: dataset, device, self.tracker.message)
+
+    def begin(self, start: int) -> None:
+        if not self.main:
+            return
+        if not (self.run_dir / "reals.png").exists():
+            self.tracker.images("Samples/reals", _reals_grid(self.dataset, self.cfg), start, "reals.png")
+        if start == 0:
+            self.save_grid(0)
+        self.tracker.restart_clock()
+
+    def close(self) -> None:
+        if self.tracker:
+            self.tracker.close()
+
+    def message(self, text: str) -> None:
+        if self.tracker:
+            self.tracker.message(text)
+
+    def _refresh_ema_stats(self, step: int) -> None:
+        if self.ema_stats_step != step:  # grids and checkpoints often fall on the same step
+            _refresh_ema_stats(self.state.nets, self.cfg, self.device)
+            self.ema_stats_step = step
+
+    def save_grid(self, step: int) -> None:
+        self._refresh_ema_stats(step)
+        with torch.no_grad():
+            fakes = self.state.nets.G_ema(self.grid_z, self.grid_labels)
+        self.tracker.images("Samples/fixed_noise", fakes, step, f"fakes-{step:07d}.png")
+
+    def _checkpoint(self, step: int) -> dict:
+        return training_checkpoint(self.state.state_dict(), step, self.cfg, self.dataset.fingerprint)
+
+    def save(self, step: int) -> Path:
+        self._refresh_ema_stats(step)
+        return save_checkpoint(self.run_dir, self._checkpoint(step), self.cfg.train.keep)
+
+    def evaluate(self, step: int) -> None:
+        self._refresh_ema_stats(step)
+        scores = self.evaluator.evaluate(self.state.nets.G_ema)  # every process makes its share of the samples
+        if not self.main:
+            return
+        best_by, note = self.cfg.train.best_by, ""
+        if scores[best_by] < self.best_score:
+            self.best_score = scores[best_by]
+            save_best(self.run_dir, {**self._checkpoint(step), "metrics": scores,
+                                     "evaluation": self.evaluator.identity, "best_by": best_by})
+            note = "  (best so far: best.pt)"
+        agreement = {f"Agreement/{name}": value for name, value in scores.get("label_agreement_classes", {}).items()
+                     if value is not None}
+        self.tracker.metrics(step, {name: scores[key] for name, key in METRICS.items() if key in scores}, note,
+                             agreement)
+        self.tracker.restart_clock()
+
+    def report(self, window: list[dict[str, torch.Tensor]], step: int) -> None:
+        """The steps' statistics since the last report, averaged over the processes so that all of them see a
+        non-finite loss, into the tracker; `window` is emptied."""
+        names, values = stacked(window)
+        values = self.state.ranks.average(values).cpu()  # the only host sync, every log_every steps
+        finite = torch.isfinite(values).all(1)
+        if not finite.all():
+            bad_step = step - len(window) + 1 + int((~finite).nonzero()[0])
+            saved = list_checkpoints(self.run_dir)
+            last_good = f"the last good checkpoint is {saved[-1]}" if saved else "no checkpoint was saved yet"
+            raise TrainingDiverged(
+                f"the loss became non-finite (NaN or inf) at step {bad_step}; stopping. {last_good}. "
+                f"Resume it with lower learning rates (--d-lr, --g-lr) or --precision fp32."
+            )
+        if self.main:
+            t = self.cfg.train
+            stats = {name: value for name, value in zip(names, values.mean(0).tolist()) if name not in self.unreported}
+            self.tracker.scalars(step, {**stats, "LR/G": t.g_lr, "LR/D": t.d_lr})
+        window.clear()
