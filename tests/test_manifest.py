@@ -1,0 +1,52 @@
+"""An export's manifest: true however the export ends, so that --overwrite removes the export's files only."""
+
+import pytest
+
+from gan.errors import GanError
+from gan.manifest import MANIFEST, Manifest, check_folder_names
+
+
+def _export(out, names, written=None):
+    """An export that journals `names` and writes `written` of them (default: all), with one row per file."""
+    manifest = Manifest(out, ["file", "seed"])
+    manifest.will_write(names)
+    for seed, name in enumerate(names if written is None else written):
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_bytes(b"png")
+        manifest.rows.append([name, seed])
+    return manifest
+
+
+def test_a_finished_export_lists_what_it_wrote_and_drops_its_journal(tmp_path):
+    manifest = _export(tmp_path, ["a/0.png", "b/1.png"])
+    assert manifest.finish() == 2
+    assert (tmp_path / MANIFEST).read_text().splitlines() == ["file,seed", "a/0.png,0", "b/1.png,1"]
+    assert not manifest.journal.exists()
+
+
+def test_a_file_named_but_never_listed_is_removed_when_the_export_finishes(tmp_path):
+    manifest = _export(tmp_path, ["0.png", "1.png"], written=["0.png"])
+    (tmp_path / "1.png").write_bytes(b"half")  # written by a task that then failed
+    assert manifest.finish() == 1 and not (tmp_path / "1.png").exists()
+
+
+def test_overwrite_removes_the_files_a_killed_export_journaled_and_keeps_the_users(tmp_path):
+    _export(tmp_path, ["cats/0.png", "cats/1.png"]).close()  # killed: only the journal is on disk
+    (tmp_path / "cats" / "mine.png").write_bytes(b"the user's")
+    (tmp_path / "notes.txt").write_text("the user's")
+    assert Manifest(tmp_path, ["file"]).remove_previous_export() == 2
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["cats", "mine.png", "notes.txt"]
+
+
+def test_a_manifest_edited_to_name_files_outside_the_export_removes_nothing_there(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (tmp_path / "precious.png").write_bytes(b"keep")
+    (out / MANIFEST).write_text("file\n../precious.png\n/etc/passwd\nnotes.txt\n")
+    assert Manifest(out, ["file"]).remove_previous_export() == 0
+    assert (tmp_path / "precious.png").exists()
+
+
+def test_a_class_named_like_the_manifest_is_refused(tmp_path):
+    with pytest.raises(GanError, match="where the export's manifest.csv goes: rename it"):
+        check_folder_names(tmp_path, ["cats", "Manifest.CSV"], "rename it")
