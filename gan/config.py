@@ -229,6 +229,7 @@ class MetricsConfig:
     inception_weights: str = option("", "Inception-v3 FID weights file (default: looked for in the torch hub cache)")
 
     def validate(self) -> None:
+        check_declared(self)
         if not self.features:
             raise GanError("--features must be auto, inception, random or a TorchScript file")
 

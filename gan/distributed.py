@@ -139,13 +139,23 @@ def joined(device: str):
                             timeout=_TIMEOUT)
     try:
         yield Ranks(dist.get_rank(), processes, local_rank, where)
-        dist.barrier()  # leave together: gloo can abort a process whose peer tears down while it still sends
     except dist.DistBackendError as error:  # what the others see when one process dies
         reason = str(error).split("] ", 1)[-1].split(". ")[0]
         raise GanError(f"lost contact with another training process ({reason}): it stopped, and its own output "
                        f"says why") from None
+    else:
+        _leave_together()
     finally:
         # DistributedDataParallel modules hold the group: freed now, not at interpreter exit, where gloo's threads
         # can end with SIGABRT ("terminate called without an active exception")
         gc.collect()
         dist.destroy_process_group()
+
+
+def _leave_together() -> None:
+    """Wait for the others before the group is destroyed: gloo can abort a process whose peer tears down while it
+    still sends. A peer that failed instead has said why in its own output, and this process's work is done."""
+    try:
+        dist.barrier()
+    except RuntimeError:  # the peer is gone (DistBackendError is a RuntimeError too)
+        pass

@@ -89,10 +89,12 @@ def settings(cfg) -> Iterator[tuple[object, dataclasses.Field]]:
 
 
 def check_declared(cfg) -> None:
-    """What the fields declare: every float a finite number (NaN and inf pass any comparison), every choice one of
-    its choices, every number within its range."""
+    """What the fields declare: every int a whole number, every float a finite one (NaN and inf pass any
+    comparison), every choice one of its choices, every number within its range."""
     for owner, declared in settings(cfg):
         value, flag = getattr(owner, declared.name), flag_of(declared)
+        if typing.get_type_hints(type(owner))[declared.name] is int and not isinstance(value, int):
+            raise GanError(f"{flag} must be a whole number, got {value!r}")
         if isinstance(value, float) and not math.isfinite(value):
             raise GanError(f"{flag} must be a finite number, got {value}")
         choices, within = declared.metadata.get("choices"), declared.metadata.get("within")

@@ -3,7 +3,6 @@ checkpoints and evaluations), written by the first process while the others take
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import torch
@@ -12,7 +11,6 @@ from gan.checkpoint import list_checkpoints, save_best, save_checkpoint, trainin
 from gan.config import RunConfig
 from gan.data import ImageDataset
 from gan.errors import GanError
-from gan.evaluate import best_score_so_far
 from gan.judge import run_judge
 from gan.models import refresh_batchnorm_stats
 from gan.pixels import to_signed
@@ -83,12 +81,11 @@ class Run:
     Only the first process writes; the others take part in what needs all of them."""
 
     def __init__(self, run_dir: Path, cfg: RunConfig, state: TrainingState, dataset: ImageDataset, evaluator,
-                 start: int, device: torch.device, log):
+                 start: int, device: torch.device, best_score: float, log):
         self.run_dir, self.cfg, self.state, self.dataset, self.evaluator = run_dir, cfg, state, dataset, evaluator
         self.device, self.main = device, state.ranks.main
         t = cfg.train
-        self.best_score = (best_score_so_far(run_dir, evaluator, t.best_by, log) if evaluator and self.main
-                           else math.inf)
+        self.best_score = best_score  # the score best.pt holds (inf: none yet, or none comparable)
         self.grid_z, self.grid_labels = _grid_inputs(cfg, device)
         self.unreported = _unreported_stats(cfg, state.policy)
         self.ema_stats_step = None

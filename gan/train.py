@@ -3,6 +3,7 @@ to --steps and says where it ended; what falls due between the steps is gan.run'
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -15,7 +16,7 @@ from gan.config import RunConfig, parse_policy
 from gan.data import ImageDataset, load_dataset
 from gan.distributed import SINGLE, Ranks
 from gan.errors import GanError
-from gan.evaluate import training_evaluator
+from gan.evaluate import best_score_so_far, training_evaluator
 from gan.memory import check_fits, out_of_memory_explained
 from gan.options import shape_differences
 from gan.run import Run
@@ -200,10 +201,12 @@ def _train(cfg: RunConfig, resume: Checkpoint | None, device: torch.device, log,
 
 def _train_in(run_dir: Path, cfg: RunConfig, state: TrainingState, dataset: ImageDataset, evaluator, start: int,
               resume: Checkpoint | None, device: torch.device, amp, log) -> TrainResult:
-    if state.ranks.main:
+    main = state.ranks.main
+    best_score = best_score_so_far(run_dir, evaluator, cfg.train.best_by, log) if evaluator and main else math.inf
+    if main:
         save_config(run_dir, cfg)
     _announce(run_dir, cfg, state.ranks, device, amp, resume, start, log)
-    run = Run(run_dir, cfg, state, dataset, evaluator, start, device, log)
+    run = Run(run_dir, cfg, state, dataset, evaluator, start, device, best_score, log)
     try:
         run.begin(start)
         step, checkpoint = _loop(run, cfg, state, start, device, amp)

@@ -20,6 +20,7 @@ from gan.checkpoint import list_checkpoints, load_checkpoint
 from gan.config import RunConfig
 from gan.data import load_dataset
 from gan.distributed import SINGLE, Ranks, joined
+from gan.errors import GanError
 from gan.options import from_dict, to_dict
 from gan.state import build_state
 from gan.step import stacked, train_step
@@ -88,6 +89,26 @@ def two_process_steps(tmp_path_factory):
     mp.spawn(_trained_steps, args=(2, _free_port(), to_dict(cfg), steps, str(base)), nprocs=2, join=True)
     ranks = [torch.load(base / f"rank{r}.pt", weights_only=True) for r in range(2)]
     return ranks, _train_steps(cfg, SINGLE, steps)
+
+
+def _one_process_fails_after_the_last_collective(rank: int, port: int, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
+                      WORLD_SIZE="2")
+    outcome = "finished"
+    try:
+        with joined("cpu") as ranks:
+            ranks.average(torch.ones(1))
+            if rank == 1:
+                raise GanError("a full disk, say")
+    except GanError as error:
+        outcome = str(error)
+    (Path(out) / f"rank{rank}.txt").write_text(outcome)
+
+
+def test_a_process_whose_peer_failed_at_the_end_leaves_cleanly(tmp_path):
+    # The others wait for it at the exit barrier; one that failed says why itself, so the survivor's work stands.
+    mp.spawn(_one_process_fails_after_the_last_collective, args=(_free_port(), str(tmp_path)), nprocs=2, join=True)
+    assert [(tmp_path / f"rank{r}.txt").read_text() for r in range(2)] == ["finished", "a full disk, say"]
 
 
 def test_every_process_ends_with_the_same_state(two_process_steps):

@@ -75,7 +75,10 @@ def test_one_declaration_makes_the_flag_the_check_and_the_shape_comparison():
     knobs.width, knobs.rate = 16, float("nan")
     with pytest.raises(GanError, match="^--rate must be a finite number, got nan$"):
         check_declared(knobs)
-    knobs.rate, knobs.mode = 0.9, "c"  # choices are checked for configs made in code, not only by argparse
+    knobs.rate, knobs.width = 0.9, 2.5  # configs made in code are checked as argparse checks flags
+    with pytest.raises(GanError, match="^--width must be a whole number, got 2.5$"):
+        check_declared(knobs)
+    knobs.width, knobs.mode = 16, "c"
     with pytest.raises(GanError, match="^--the-mode must be one of a, b, got 'c'$"):
         check_declared(knobs)
     assert shape_differences(_Knobs(), _Knobs(width=16, rate=0.1)) == ["--width 8 in the checkpoint, 16 now"]
