@@ -34,7 +34,7 @@ if device.type == "cuda":
     torch.cuda.reset_peak_memory_stats(device)
 state = build_state(cfg, dataset, device)
 for step in range(1, steps + 1):
-    train_step(state, cfg, device, None, step)
+    train_step(state, cfg, None, step)
 if device.type == "cuda":
     torch.cuda.synchronize(device)
     used = torch.cuda.max_memory_allocated(device)

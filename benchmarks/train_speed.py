@@ -179,7 +179,7 @@ def our_loop(cfg: RunConfig, dataset, device: torch.device):
         window = []
         for _ in range(steps):
             step[0] += 1
-            window.append(train_step(state, cfg, device, amp, step[0]))
+            window.append(train_step(state, cfg, amp, step[0]))
             if len(window) == cfg.train.log_every:
                 stacked(window)[1].cpu()
                 window.clear()

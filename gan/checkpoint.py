@@ -161,9 +161,10 @@ def save_checkpoint(run_dir: Path, state: dict, keep: int) -> Path:
     return path
 
 
-def save_best(run_dir: Path, state: dict) -> Path:
-    """Write `state` as best.pt: a complete checkpoint, so it can be sampled, evaluated or resumed."""
-    return _write(Path(run_dir) / BEST, state)
+def save_best(run_dir: Path, state: dict, scores: dict, evaluation: str, best_by: str) -> Path:
+    """Write `state` as best.pt: a complete checkpoint, so it can be sampled, evaluated or resumed, with the
+    evaluation's `scores`, how they were measured (`evaluation`) and which of them chose it (`best_by`)."""
+    return _write(Path(run_dir) / BEST, {**state, "metrics": scores, "evaluation": evaluation, "best_by": best_by})
 
 
 def find_checkpoint(path: str) -> Path:
@@ -218,6 +219,24 @@ class Checkpoint:
     @property
     def step(self) -> int:
         return int(self.state["step"])
+
+    @property
+    def data_fingerprint(self) -> str | None:
+        return self.state.get("data_fingerprint")
+
+    def weights(self, network: str) -> dict:
+        """The saved weights of a network: G, D or G_ema (KeyError when it holds none)."""
+        return self.state[network]
+
+    @property
+    def chosen(self) -> tuple[str | None, str]:
+        """How a best.pt was chosen: the evaluation that scored it and --best-by (before --best-by: kid)."""
+        return self.state.get("evaluation"), self.state.get("best_by", "kid")
+
+    @property
+    def scores(self) -> dict:
+        """A best.pt's evaluation scores, by name ({} for other checkpoints)."""
+        return self.state.get("metrics", {})
 
 
 def load_checkpoint(path: str) -> Checkpoint:

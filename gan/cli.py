@@ -12,7 +12,7 @@ from pathlib import Path
 
 from gan.config import EvalConfig, RunConfig, SampleConfig, ValueConfig, VariantsConfig
 from gan.errors import GanError
-from gan.options import flag_name, to_dict
+from gan.options import field_types, flag_of, to_dict
 
 DEMO_DATA = Path(__file__).resolve().parent.parent / "data" / "emoji"
 
@@ -31,7 +31,7 @@ def add_config_flags(parser: argparse.ArgumentParser, cls, section: str = "") ->
     Defaults are suppressed in the namespace so that only flags the user typed override a config (this is how
     a resumed run keeps its saved settings).
     """
-    hints = typing.get_type_hints(cls)
+    hints = field_types(cls)
     for field in dataclasses.fields(cls):
         kind = hints[field.name]
         if dataclasses.is_dataclass(kind):
@@ -40,7 +40,7 @@ def add_config_flags(parser: argparse.ArgumentParser, cls, section: str = "") ->
             continue
         if "help" not in field.metadata:
             continue
-        flag = field.metadata["flag"] or flag_name(field.name)
+        flag = flag_of(field)
         common = {
             "dest": section + field.name,
             "default": argparse.SUPPRESS,

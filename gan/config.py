@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from PIL import ImageColor
-
 from gan.errors import GanError
-from gan.options import AUTO, COUNT, DECAY, FRACTION, POSITIVE, WEIGHT, Range, check_declared, derived, option
+from gan.options import (AUTO, COUNT, DECAY, FRACTION, POSITIVE, WEIGHT, Colour, PowerOfTwo, Range, check_declared,
+                         derived, option)
 
 AUGMENTATIONS = ("translation", "cutout", "color", "flip")
 DEFAULT_POLICY = "translation,cutout,color"  # flip only where the data allows it (not for text, digits ...)
@@ -59,25 +58,16 @@ def workers_option(what: str):
     return option(0, f"{what} (0: one per CPU core)", within=AUTO)
 
 
+RESOLUTION = PowerOfTwo(16)
+
+
 def background_option():
-    return option("white", "colour transparent images are composited onto (name or #rrggbb)")
+    return option("white", "colour transparent images are composited onto (name or #rrggbb)", within=Colour())
 
 
 def max_pixels_option():
     return option(80_000_000, "skip images with more pixels than this (guards against decompression bombs)",
                   within=POSITIVE)
-
-
-def check_resolution(resolution: int) -> None:
-    if resolution < 16 or resolution & (resolution - 1):
-        raise GanError(f"--resolution must be a power of two of at least 16 (16, 32, 64, 128 ...), got {resolution}")
-
-
-def check_background(background: str) -> None:
-    try:
-        ImageColor.getrgb(background)
-    except ValueError:
-        raise GanError(f"--background {background!r} is not a colour: use a name like white or #rrggbb") from None
 
 
 def overwrite_export_option():
@@ -94,7 +84,8 @@ def cache_dir_option():
 @dataclass
 class DataConfig:
     path: str = option("", "folder of images: flat, or one subfolder per class", flag="--data")
-    resolution: int = option(64, "training resolution in pixels (a power of two, 16 or more)", shape=True)
+    resolution: int = option(64, "training resolution in pixels (a power of two, 16 or more)", within=RESOLUTION,
+                             shape=True)
     channels: int = option(0, "1 (grayscale) or 3 (colour); 0 picks 1 when every image is grayscale", (0, 1, 3),
                            shape=True)
     mirror: bool = option(False, "also train on horizontally flipped images")
@@ -112,8 +103,6 @@ class DataConfig:
 
     def validate(self) -> None:
         check_declared(self)
-        check_resolution(self.resolution)
-        check_background(self.background)
 
 
 @dataclass
@@ -368,7 +357,6 @@ class VariantsConfig:
         if not self.out:
             raise GanError("--out is required: the folder to write the variants into")
         check_ops(self.ops)
-        check_background(self.background)
         check_seed(self.seed)
 
 
@@ -384,7 +372,8 @@ class ValueConfig:
                         within=POSITIVE)
     epochs: int = option(50, "training length, in passes over the real images (the same steps for every "
                          "configuration)", within=POSITIVE)
-    resolution: int = option(32, "image size the classifier sees, in pixels (a power of two, 16 or more)")
+    resolution: int = option(32, "image size the classifier sees, in pixels (a power of two, 16 or more)",
+                             within=RESOLUTION)
     batch_size: int = option(64, "images per classifier step", within=POSITIVE)
     ops: str = option(",".join(CLASSICAL_OPS), "classical operations used with --classical")
     strength: float = option(1.0, "scales the classical operations' ranges", within=STRENGTH)
@@ -397,5 +386,4 @@ class ValueConfig:
         for flag, value in (("--train", self.train), ("--test", self.test), ("--out", self.out)):
             if not value:
                 raise GanError(f"{flag} is required (gan value --train DIR --test DIR --out DIR)")
-        check_resolution(self.resolution)
         check_ops(self.ops)

@@ -145,13 +145,13 @@ def best_score_so_far(run_dir: Path, evaluator: Evaluator, best_by: str, log) ->
     best = run_dir / BEST
     if not best.is_file():
         return math.inf
-    state = load_checkpoint(str(best)).state
-    chosen = (state.get("evaluation"), state.get("best_by", "kid"))
+    saved = load_checkpoint(str(best))
+    chosen = saved.chosen
     if chosen != (evaluator.identity, best_by):
         log(f"note: {best} was scored with {chosen[0]} and chosen by {chosen[1]}, this session scores with "
             f"{evaluator.identity} and chooses by {best_by}; the first evaluation replaces it")
         return math.inf
-    return float(state["metrics"][best_by])
+    return float(saved.scores[best_by])
 
 
 def copy_detector(space: FeatureSpace, train: ImageDataset, device: torch.device, batch_size: int = 64) -> CopyDetector:

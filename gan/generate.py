@@ -18,7 +18,7 @@ def _load_network(checkpoint: Checkpoint, kind: type[nn.Module], key: str, devic
     cfg = checkpoint.saved_config()
     network = kind(cfg.model, cfg.data.resolution, cfg.data.channels, cfg.num_classes)
     try:
-        network.load_state_dict(checkpoint.state[key])
+        network.load_state_dict(checkpoint.weights(key))
     except (RuntimeError, KeyError) as error:
         raise GanError(f"{checkpoint.path}: its {kind.__name__.lower()} weights do not match its own config ({error})") from None
     return devices.place(network, device, devices.channels_last(device, compiled=False)).eval().requires_grad_(False)

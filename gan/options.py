@@ -6,12 +6,21 @@ declarations, so a new knob costs one field plus its use.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import typing
 from dataclasses import dataclass, field
 from typing import Iterator
 
+from PIL import ImageColor
+
 from gan.errors import GanError
+
+
+class Values(typing.Protocol):
+    """What a field takes (its `within`): it says whether it admits a value, and names itself for the message."""
+
+    def admits(self, value) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,33 @@ class Range:
         return f"0 ({self.zero}) or {text}" if self.zero else text
 
 
+@dataclass(frozen=True)
+class PowerOfTwo:
+    """Powers of two from `low`: the image sizes a DCGAN doubles its way up to."""
+
+    low: int
+
+    def admits(self, value: int) -> bool:
+        return value >= self.low and not value & (value - 1)
+
+    def __str__(self) -> str:
+        return f"a power of two of at least {self.low} ({', '.join(str(self.low << i) for i in range(4))} ...)"
+
+
+class Colour:
+    """The colours PIL knows: names like white, and #rrggbb."""
+
+    def admits(self, value: str) -> bool:
+        try:
+            ImageColor.getrgb(value)
+        except ValueError:
+            return False
+        return True
+
+    def __str__(self) -> str:
+        return "a colour: a name like white, or #rrggbb"
+
+
 POSITIVE = Range(0, low_open=True)
 COUNT = Range(0)  # 0 or more
 FRACTION = Range(0, 1)
@@ -52,11 +88,11 @@ WEIGHT = Range(0, low_open=True, zero="off")  # a loss term's weight
 AUTO = Range(0, zero="auto")  # workers and the like: 0 picks for you
 
 
-def option(default, help: str, choices: tuple | None = None, flag: str | None = None, within: Range | None = None,
+def option(default, help: str, choices: tuple | None = None, flag: str | None = None, within: Values | None = None,
            shape: bool = False):
     """A config field that is also a command-line flag (`--field-name` unless `flag` says otherwise).
 
-    `within`: the numbers it takes; `shape`: it changes the networks' tensors, so a checkpoint only resumes or
+    `within`: the values it takes (a Range, PowerOfTwo ...); `shape`: it changes the networks' tensors, so a checkpoint only resumes or
     samples with the same value. A list default makes a repeatable flag (`--class a --class b`)."""
     metadata = {"help": help, "choices": choices, "flag": flag, "within": within, "shape": shape}
     if isinstance(default, list):
@@ -69,13 +105,15 @@ def derived(default_factory):
     return field(default_factory=default_factory)
 
 
-def flag_name(name: str) -> str:
-    """The command-line flag of a config field: z_dim -> --z-dim."""
-    return "--" + name.replace("_", "-")
-
-
 def flag_of(declared: dataclasses.Field) -> str:
-    return declared.metadata.get("flag") or flag_name(declared.name)
+    """The command-line flag of a config field: its `flag`, or from its name (z_dim -> --z-dim)."""
+    return declared.metadata.get("flag") or "--" + declared.name.replace("_", "-")
+
+
+@functools.cache
+def field_types(cls) -> dict[str, type]:
+    """The types a config class's fields are annotated with, resolved once per class (validation reads them often)."""
+    return typing.get_type_hints(cls)
 
 
 def settings(cfg) -> Iterator[tuple[object, dataclasses.Field]]:
@@ -93,7 +131,7 @@ def check_declared(cfg) -> None:
     comparison), every choice one of its choices, every number within its range."""
     for owner, declared in settings(cfg):
         value, flag = getattr(owner, declared.name), flag_of(declared)
-        if typing.get_type_hints(type(owner))[declared.name] is int and not isinstance(value, int):
+        if field_types(type(owner))[declared.name] is int and not isinstance(value, int):
             raise GanError(f"{flag} must be a whole number, got {value!r}")
         if isinstance(value, float) and not math.isfinite(value):
             raise GanError(f"{flag} must be a finite number, got {value}")
@@ -101,7 +139,7 @@ def check_declared(cfg) -> None:
         if choices and value not in choices:
             raise GanError(f"{flag} must be one of {', '.join(map(str, choices))}, got {value!r}")
         if within and not within.admits(value):
-            raise GanError(f"{flag} must be {within}, got {value}")
+            raise GanError(f"{flag} must be {within}, got {value!r}")
 
 
 def shape_settings(cfg) -> Iterator[tuple[object, dataclasses.Field]]:
@@ -125,7 +163,7 @@ def to_dict(cfg) -> dict:
 
 def from_dict(cls, values: dict):
     """Rebuild a config dataclass from `to_dict` output; unknown keys mean a config from another version."""
-    hints = typing.get_type_hints(cls)
+    hints = field_types(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(values) - names
     if unknown:

@@ -14,7 +14,7 @@ from gan.errors import GanError
 from gan.judge import run_judge
 from gan.models import refresh_batchnorm_stats
 from gan.pixels import to_signed
-from gan.state import GRID_STREAM, NORM_STREAM, Networks, TrainingState, seeded
+from gan.state import GRID_STREAM, NORM_STREAM, TrainingState, seeded
 from gan.step import stacked
 from gan.tracking import GRID_SIZE, Tracker
 
@@ -38,16 +38,6 @@ def _grid_inputs(cfg: RunConfig, device: torch.device) -> tuple[torch.Tensor, to
     # The same 8 noise vectors in every row: down a column, only the class changes.
     z = torch.randn(8, cfg.model.z_dim, generator=generator).repeat(classes, 1)
     return z.to(device), torch.arange(classes).repeat_interleave(8).to(device)
-
-
-def _refresh_ema_stats(nets: Networks, cfg: RunConfig, device: torch.device) -> None:
-    generator = seeded(cfg.train.seed, NORM_STREAM)
-    batches = []
-    for _ in range(4):
-        z = torch.randn(GRID_SIZE, cfg.model.z_dim, generator=generator).to(device)
-        labels = torch.randint(cfg.num_classes, (GRID_SIZE,), generator=generator).to(device) if cfg.num_classes else None
-        batches.append((z, labels))
-    refresh_batchnorm_stats(nets.G_ema, batches)
 
 
 def _reals_grid(dataset: ImageDataset, cfg: RunConfig) -> torch.Tensor:
@@ -81,10 +71,10 @@ class Run:
     Only the first process writes; the others take part in what needs all of them."""
 
     def __init__(self, run_dir: Path, cfg: RunConfig, state: TrainingState, dataset: ImageDataset, evaluator,
-                 start: int, device: torch.device, best_score: float, log):
+                 start: int, best_score: float, log):
         self.run_dir, self.cfg, self.state, self.dataset, self.evaluator = run_dir, cfg, state, dataset, evaluator
-        self.device, self.main = device, state.ranks.main
-        t = cfg.train
+        self.main = state.ranks.main
+        t, device = cfg.train, state.device
         self.best_score = best_score  # the score best.pt holds (inf: none yet, or none comparable)
         self.grid_z, self.grid_labels = _grid_inputs(cfg, device)
         self.unreported = _unreported_stats(cfg, state.policy)
@@ -111,11 +101,23 @@ class Run:
             self.tracker.message(text)
 
     def _refresh_ema_stats(self, step: int) -> None:
-        if self.ema_stats_step != step:  # grids and checkpoints often fall on the same step
-            _refresh_ema_stats(self.state.nets, self.cfg, self.device)
-            self.ema_stats_step = step
+        """The moving-average G's BatchNorm statistics, measured on it, from the same noise every time."""
+        if self.ema_stats_step == step:  # grids and checkpoints often fall on the same step
+            return
+        cfg, device = self.cfg, self.state.device
+        generator = seeded(cfg.train.seed, NORM_STREAM)
+        batches = []
+        for _ in range(4):
+            z = torch.randn(GRID_SIZE, cfg.model.z_dim, generator=generator).to(device)
+            labels = (torch.randint(cfg.num_classes, (GRID_SIZE,), generator=generator).to(device)
+                      if cfg.num_classes else None)
+            batches.append((z, labels))
+        refresh_batchnorm_stats(self.state.nets.G_ema, batches)
+        self.ema_stats_step = step
 
     def save_grid(self, step: int) -> None:
+        if not self.main:
+            return
         self._refresh_ema_stats(step)
         with torch.no_grad():
             fakes = self.state.nets.G_ema(self.grid_z, self.grid_labels)
@@ -124,7 +126,10 @@ class Run:
     def _checkpoint(self, step: int) -> dict:
         return training_checkpoint(self.state.state_dict(), step, self.cfg, self.dataset.fingerprint)
 
-    def save(self, step: int) -> Path:
+    def save(self, step: int) -> Path | None:
+        """checkpoint-<step>.pt (by the first process; None on the others)."""
+        if not self.main:
+            return None
         self._refresh_ema_stats(step)
         return save_checkpoint(self.run_dir, self._checkpoint(step), self.cfg.train.keep)
 
@@ -136,8 +141,7 @@ class Run:
         best_by, note = self.cfg.train.best_by, ""
         if scores[best_by] < self.best_score:
             self.best_score = scores[best_by]
-            save_best(self.run_dir, {**self._checkpoint(step), "metrics": scores,
-                                     "evaluation": self.evaluator.identity, "best_by": best_by})
+            save_best(self.run_dir, self._checkpoint(step), scores, self.evaluator.identity, best_by)
             note = "  (best so far: best.pt)"
         agreement = {f"Agreement/{name}": value for name, value in scores.get("label_agreement_classes", {}).items()
                      if value is not None}

@@ -14,11 +14,10 @@ from gan.models import ema_decay_at, update_ema
 from gan.state import TrainingState
 
 
-def train_step(state: TrainingState, cfg: RunConfig, device: torch.device, amp: torch.dtype | None,
-               step: int) -> dict[str, torch.Tensor]:
-    """One discriminator step and one generator step on the same fakes; returns its statistics by name, as
-    device tensors (read on the host only every --log-every steps)."""
-    nets, G, D, t = state.nets, state.G, state.D, cfg.train
+def train_step(state: TrainingState, cfg: RunConfig, amp: torch.dtype | None, step: int) -> dict[str, torch.Tensor]:
+    """One discriminator step and one generator step on the same fakes, on the state's device; returns its
+    statistics by name, as device tensors (read on the host only every --log-every steps)."""
+    nets, G, D, t, device = state.nets, state.G, state.D, cfg.train, state.device
     if devices.replays_cuda_graphs(device, t.compile, t.compile_mode):
         torch.compiler.cudagraph_mark_step_begin()  # the last step's graph outputs are no longer read
     d_loss, g_loss = LOSSES[t.loss]

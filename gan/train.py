@@ -42,7 +42,7 @@ def record_dataset(cfg: RunConfig, dataset: ImageDataset, resumed: Checkpoint | 
                 f"the classes in {cfg.data.path} ({', '.join(dataset.class_names)}) differ from the ones "
                 f"{resumed.path} was trained on ({', '.join(trained_on)}); resume needs the same data"
             )
-        if resumed.state.get("data_fingerprint") != dataset.fingerprint:
+        if resumed.data_fingerprint != dataset.fingerprint:
             log(f"warning: files in {cfg.data.path} changed since {resumed.path.name} was saved (names, sizes or "
                 f"dates); training goes on, but not exactly as the uninterrupted run would have")
     cfg.data.channels = int(dataset.images.shape[1])
@@ -206,10 +206,10 @@ def _train_in(run_dir: Path, cfg: RunConfig, state: TrainingState, dataset: Imag
     if main:
         save_config(run_dir, cfg)
     _announce(run_dir, cfg, state.ranks, device, amp, resume, start, log)
-    run = Run(run_dir, cfg, state, dataset, evaluator, start, device, best_score, log)
+    run = Run(run_dir, cfg, state, dataset, evaluator, start, best_score, log)
     try:
         run.begin(start)
-        step, checkpoint = _loop(run, cfg, state, start, device, amp)
+        step, checkpoint = _loop(run, start, amp)
     finally:
         run.close()
     interrupted = step < cfg.train.steps
@@ -228,14 +228,14 @@ def _announce(run_dir: Path, cfg: RunConfig, ranks: Ranks, device: torch.device,
     log(_describe(cfg))
 
 
-def _loop(run: Run, cfg: RunConfig, state: TrainingState, start: int, device: torch.device,
-          amp) -> tuple[int, Path | None]:
+def _loop(run: Run, start: int, amp) -> tuple[int, Path | None]:
     """Steps from `start` to --steps, with what falls due after each; returns the last step and checkpoint."""
+    cfg, state = run.cfg, run.state
     t, ranks = cfg.train, state.ranks
     step, checkpoint, window = start, None, []
     with StopSignals() as stop:
         for step in range(start + 1, t.steps + 1):
-            window.append(train_step(state, cfg, device, amp, step))
+            window.append(train_step(state, cfg, amp, step))
             # Read once (a signal arriving mid-save is handled after the next step). Processes agree on it at
             # the host syncs they share, every --log-every steps: agreeing every step would sync every step.
             stopping = stop.requested if ranks.processes == 1 else (
@@ -245,9 +245,9 @@ def _loop(run: Run, cfg: RunConfig, state: TrainingState, start: int, device: to
             last = step == t.steps or stopping
             if last or step % t.log_every == 0 or step % t.checkpoint_every == 0:
                 run.report(window, step)
-            if ranks.main and (last or step % t.image_every == 0):
+            if last or step % t.image_every == 0:
                 run.save_grid(step)
-            if ranks.main and (last or step % t.checkpoint_every == 0):
+            if last or step % t.checkpoint_every == 0:
                 checkpoint = run.save(step)
             # After the checkpoint, so that a failing evaluation never costs training steps.
             if run.evaluator and not stopping and (step == t.steps or step % t.eval_every == 0):

@@ -43,7 +43,7 @@ def start_from(networks: dict[str, nn.Module], source: Checkpoint, cfg: RunConfi
     for key, network in networks.items():
         fresh = class_parameter_names(network) if new_classes else set()
         own = network.state_dict()
-        network.load_state_dict({**own, **{k: v for k, v in source.state[key].items() if k not in fresh}})
+        network.load_state_dict({**own, **{k: v for k, v in source.weights(key).items() if k not in fresh}})
     cfg.train.init_from = str(source.path.resolve())
     log(f"starting from {source.path} (step {source.step}): its G, D and moving-average G; optimizers, "
         f"augmentation and step count start afresh")

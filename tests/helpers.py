@@ -1,4 +1,4 @@
-"""Helpers the tests share: tiny image folders, tiny configs and flags, and a disk that fills up."""
+"""Helpers the tests share: tiny image folders, tiny configs, states and flags, and a disk that fills up."""
 
 from __future__ import annotations
 
@@ -61,6 +61,20 @@ def tiny_config(data: Path, out: Path, steps: int = 4) -> RunConfig:
     t.eval_count = 16  # evaluations (at the last step) stay quick, in the feature space that needs no download
     cfg.metrics.features = "random"
     return cfg
+
+
+def tiny_state(cfg: RunConfig, ranks=None):
+    """The training state of `cfg` on the CPU, built as gan train builds it (the data decoded and recorded)."""
+    import torch
+
+    from gan.data import load_dataset
+    from gan.distributed import SINGLE
+    from gan.state import build_state
+    from gan.train import record_dataset
+
+    dataset = load_dataset(cfg.data, lambda _: None)
+    record_dataset(cfg, dataset, None, lambda _: None)
+    return build_state(cfg, dataset, torch.device("cpu"), ranks or SINGLE)
 
 
 def stats_records(run_dir: Path, key: str = "Loss/D") -> list[dict]:

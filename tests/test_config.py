@@ -9,7 +9,8 @@ from gan.errors import GanError
     [
         ("data", "resolution", 48, "--resolution must be a power of two"),
         ("data", "resolution", 8, "--resolution must be a power of two"),
-        ("data", "background", "not-a-colour", "--background 'not-a-colour' is not a colour"),
+        ("data", "background", "not-a-colour",
+         "--background must be a colour: a name like white, or #rrggbb, got 'not-a-colour'"),
         ("train", "steps", 0, "--steps must be positive"),
         ("train", "beta1", 1.0, r"--beta1 must be in \[0, 1\)"),
         ("train", "ema_decay", -0.1, "--ema-decay must be in"),

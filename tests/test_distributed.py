@@ -15,16 +15,13 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from helpers import TINY_FLAGS, stats_records, tiny_config, write_images
+from helpers import TINY_FLAGS, stats_records, tiny_config, tiny_state, write_images
 from gan.checkpoint import list_checkpoints, load_checkpoint
 from gan.config import RunConfig
-from gan.data import load_dataset
 from gan.distributed import SINGLE, Ranks, joined
 from gan.errors import GanError
 from gan.options import from_dict, to_dict
-from gan.state import build_state
 from gan.step import stacked, train_step
-from gan.train import record_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
@@ -59,11 +56,9 @@ def _trained_steps(rank: int, processes: int, port: int, cfg_state: dict, steps:
 
 
 def _train_steps(cfg: RunConfig, ranks: Ranks, steps: int) -> dict:
-    dataset = load_dataset(cfg.data, lambda _: None)
-    record_dataset(cfg, dataset, None, lambda _: None)
-    state = build_state(cfg, dataset, torch.device("cpu"), ranks)
+    state = tiny_state(cfg, ranks)
     initial = {name: {k: v.clone() for k, v in getattr(state.nets, name).state_dict().items()} for name in ("G", "D")}
-    stats = [train_step(state, cfg, torch.device("cpu"), None, step) for step in range(1, steps + 1)]
+    stats = [train_step(state, cfg, None, step) for step in range(1, steps + 1)]
     nets = state.nets
     return {"G": nets.G.state_dict(), "D": nets.D.state_dict(), "G_ema": nets.G_ema.state_dict(),
             "p": state.augment_p.p, "stats": stacked(stats)[1],

@@ -52,10 +52,10 @@ def test_running_out_of_memory_mid_run_says_what_to_lower_and_keeps_the_checkpoi
                                                                                    monkeypatch, capsys, raised):
     real_step = train_module.train_step
 
-    def step_until_memory_runs_out(loop, cfg, device, amp, step):
+    def step_until_memory_runs_out(state, cfg, amp, step):
         if step == 3:
             raise raised
-        return real_step(loop, cfg, device, amp, step)
+        return real_step(state, cfg, amp, step)
 
     monkeypatch.setattr(train_module, "train_step", step_until_memory_runs_out)
     code = main(["train", "--data", str(flat_folder), "--out", str(tmp_path / "runs"), *TINY_FLAGS, "--steps", "4"])

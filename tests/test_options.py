@@ -10,8 +10,8 @@ import pytest
 from gan.cli import add_config_flags, apply_flags
 from gan.config import RunConfig
 from gan.errors import GanError
-from gan.options import (AUTO, COUNT, DECAY, FRACTION, POSITIVE, WEIGHT, Range, check_declared, from_dict, option,
-                         shape_differences, to_dict)
+from gan.options import (AUTO, COUNT, DECAY, FRACTION, POSITIVE, WEIGHT, Colour, PowerOfTwo, Range, check_declared,
+                         from_dict, option, shape_differences, to_dict)
 
 def test_json_round_trip_keeps_every_setting():
     cfg = RunConfig()
@@ -48,6 +48,8 @@ def test_shape_differences_name_flag_and_both_values():
     (Range(2, zero="auto"), "0 (auto) or 2 or more", [0, 2, 9], [1, -2]),
     (Range(0, 4, low_open=True), "above 0 and at most 4", [0.1, 4], [0, 4.5]),
     (Range(0.05, zero="off"), "0 (off) or 0.05 or more", [0, 0.05, 3], [0.01, -1]),
+    (PowerOfTwo(16), "a power of two of at least 16 (16, 32, 64, 128 ...)", [16, 64, 1024], [8, 48, 0]),
+    (Colour(), "a colour: a name like white, or #rrggbb", ["white", "#1a2b3c"], ["not-a-colour", "#12"]),
 ])
 def test_a_range_admits_what_it_says(within, text, inside, outside):
     assert str(within) == text

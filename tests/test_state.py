@@ -4,13 +4,9 @@ from dataclasses import dataclass
 
 import torch
 
-from helpers import tiny_config, write_images
-from gan.data import load_dataset
-from gan.state import TrainingState, build_state, zeros
+from helpers import tiny_config, tiny_state, write_images
+from gan.state import TrainingState, zeros
 from gan.step import train_step
-from gan.train import record_dataset
-
-CPU = torch.device("cpu")
 
 
 @dataclass
@@ -23,9 +19,7 @@ class _WithAnotherTensor(TrainingState):
 def _state(tmp_path, kind=TrainingState):
     write_images(tmp_path / "data", 8)
     cfg = tiny_config(tmp_path / "data", tmp_path / "runs")
-    dataset = load_dataset(cfg.data, lambda _: None)
-    record_dataset(cfg, dataset, None, lambda _: None)
-    state = build_state(cfg, dataset, CPU)
+    state = tiny_state(cfg)
     if kind is not TrainingState:
         state = kind(**{name: getattr(state, name) for name in state.__dataclass_fields__})
     return cfg, state
@@ -33,7 +27,7 @@ def _state(tmp_path, kind=TrainingState):
 
 def _advance(state: TrainingState, cfg, steps: int) -> None:
     for step in range(1, steps + 1):
-        train_step(state, cfg, CPU, None, step)
+        train_step(state, cfg, None, step)
 
 
 def test_the_checkpoint_holds_every_saved_field_by_its_name(tmp_path):

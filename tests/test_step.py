@@ -4,13 +4,8 @@ import math
 
 import torch
 
-from helpers import tiny_config, write_images
-from gan.data import load_dataset
-from gan.state import build_state
+from helpers import tiny_config, tiny_state, write_images
 from gan.step import stacked, train_step
-from gan.train import record_dataset
-
-CPU = torch.device("cpu")
 
 
 def _state(tmp_path, **train):
@@ -18,14 +13,12 @@ def _state(tmp_path, **train):
     cfg = tiny_config(tmp_path / "data", tmp_path / "runs")
     for name, value in train.items():
         setattr(cfg.train, name, value)
-    dataset = load_dataset(cfg.data, lambda _: None)
-    record_dataset(cfg, dataset, None, lambda _: None)
-    return cfg, build_state(cfg, dataset, CPU)
+    return cfg, tiny_state(cfg)
 
 
 def test_a_step_reports_its_statistics_by_name_as_finite_scalars(tmp_path):
     cfg, state = _state(tmp_path)
-    stats = train_step(state, cfg, CPU, None, 1)
+    stats = train_step(state, cfg, None, 1)
     assert {"Loss/D", "Loss/G", "D/real", "D/fake", "Loss/R1", "Loss/R2", "Augment/p"} <= set(stats)
     assert all(value.dim() == 0 and math.isfinite(value.item()) for value in stats.values())
     assert 0 < stats["D/real"].item() < 1 and 0 < stats["D/fake"].item() < 1
@@ -35,7 +28,7 @@ def test_a_step_advances_both_networks_and_the_streams(tmp_path):
     cfg, state = _state(tmp_path)
     G, D = (next(network.parameters()).clone() for network in (state.nets.G, state.nets.D))
     noise = state.noise.get_state()
-    train_step(state, cfg, CPU, None, 1)
+    train_step(state, cfg, None, 1)
     assert not torch.equal(G, next(state.nets.G.parameters()))
     assert not torch.equal(D, next(state.nets.D.parameters()))
     assert not torch.equal(noise, state.noise.get_state())
@@ -43,9 +36,9 @@ def test_a_step_advances_both_networks_and_the_streams(tmp_path):
 
 def test_the_penalties_are_kept_between_the_steps_that_compute_them(tmp_path):
     cfg, state = _state(tmp_path, r1_gamma=1.0, r1_every=2)
-    first = train_step(state, cfg, CPU, None, 1)
-    second = train_step(state, cfg, CPU, None, 2)
-    third = train_step(state, cfg, CPU, None, 3)
+    first = train_step(state, cfg, None, 1)
+    second = train_step(state, cfg, None, 2)
+    third = train_step(state, cfg, None, 3)
     assert first["Loss/R1"].item() == 0 and second["Loss/R1"].item() > 0
     assert third["Loss/R1"].item() == second["Loss/R1"].item()  # the latest one, not a zero
 

@@ -324,12 +324,12 @@ def test_cuda_training_steps_never_wait_for_the_gpu(tmp_path):
     dataset = load_dataset(cfg.data, log=lambda _: None)
     train_module.record_dataset(cfg, dataset, None, log=lambda _: None)
     device = torch.device("cuda")
-    loop = build_state(cfg, dataset, device)
+    state = build_state(cfg, dataset, device)
     amp = autocast_dtype(device, cfg.train.precision)
-    train_module.train_step(loop, cfg, device, amp, 1)  # the first step may sync (allocator, cuDNN's choices)
+    train_module.train_step(state, cfg, amp, 1)  # the first step may sync (allocator, cuDNN's choices)
     torch.cuda.set_sync_debug_mode("error")
     try:
-        stats = [train_module.train_step(loop, cfg, device, amp, step) for step in range(2, 6)]
+        stats = [train_module.train_step(state, cfg, amp, step) for step in range(2, 6)]
     finally:
         torch.cuda.set_sync_debug_mode(0)
     assert all(torch.isfinite(value).all() for s in stats for value in s.values())
