@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from gan.config import RunConfig
+from gan.config import DataConfig, RunConfig
+from gan.data import ImageDataset, load_dataset
+from gan.images import decode
 
 
 def write_images(folder: Path, count: int, size: tuple[int, int] = (24, 20), mode: str = "RGB", seed: int = 0,
@@ -88,3 +90,49 @@ TINY_FLAGS = [
     "--batch-size", "8", "--log-every", "2", "--image-every", "2", "--checkpoint-every", "2", "--device", "cpu",
     "--eval-count", "16", "--features", "random",
 ]
+
+
+# --- image folders for the data tests -------------------------------------------------------------------------------
+
+RES = 16
+BIG = 80_000_000  # DataConfig's default --max-pixels
+RED, BLUE = (255, 0, 0), (0, 0, 255)
+
+
+def data_config(path: Path, tmp_path: Path, **overrides) -> DataConfig:
+    """16 px, one worker, no cache unless a test asks for it; any cache lives in tmp_path."""
+    cfg = DataConfig(path=str(path), resolution=RES, workers=1, cache=False, cache_dir=str(tmp_path / "cache"))
+    for name, value in overrides.items():
+        setattr(cfg, name, value)
+    return cfg
+
+
+def load_folder(cfg: DataConfig) -> tuple[ImageDataset, list[str]]:
+    lines: list[str] = []
+    dataset = load_dataset(cfg, log=lines.append)
+    return dataset, lines
+
+
+def decoded(path: Path, background: str = "white", max_pixels: int = BIG, resolution: int = RES):
+    """(pixels, gray, upscaled) for one file."""
+    return decode(str(path), resolution, background, max_pixels)
+
+
+def solid(path: Path, colour, size=(20, 20), mode: str = "RGB", **save) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new(mode, size, colour).save(path, **save)
+    return path
+
+
+def noise_png(path: Path, size: int = 32, seed: int = 0) -> Path:
+    """A PNG of random pixels: it barely compresses, so cutting it in half cuts the pixel data."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def truncated_png(path: Path) -> Path:
+    data = noise_png(path).read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
