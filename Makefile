@@ -11,7 +11,12 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-demo: $(VENV)/.installed
+# The demo's digits come inside scikit-learn's wheel: installed for the demo only.
+$(VENV)/.demo-installed: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[dev,demo]'
+	touch $@
+
+demo: $(VENV)/.demo-installed
 	$(BIN)/gan demo
 
 test: $(VENV)/.installed

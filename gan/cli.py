@@ -14,9 +14,6 @@ from gan.config import EvalConfig, RunConfig, SampleConfig, ValueConfig, Variant
 from gan.errors import GanError
 from gan.options import field_types, flag_of, to_dict
 
-DEMO_DATA = Path(__file__).resolve().parent.parent / "data" / "emoji"
-
-
 def _help_text(field: dataclasses.Field) -> str:
     default = field.default
     if default in ("", dataclasses.MISSING):
@@ -85,7 +82,7 @@ def _resumed(args: argparse.Namespace):
 
 def cmd_train(args: argparse.Namespace) -> int:
     from gan.distributed import joined  # torch-heavy imports only for the commands that need them
-    from gan.train import train
+    from gan.train import out_of_patience, train
     from gan.transfer import inherit_shape, load_source
 
     init_from = getattr(args, "train.init_from", "")
@@ -103,15 +100,25 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume == "auto" and checkpoint and checkpoint.step >= cfg.train.steps:
         print(f"{checkpoint.path.parent} is already at step {checkpoint.step} of {cfg.train.steps}: nothing to do")
         return 0  # the job is done: a restarted or requeued command must not fail on it
+    if args.resume == "auto" and checkpoint and out_of_patience(checkpoint, cfg):
+        print(f"{checkpoint.path.parent} stopped early at step {checkpoint.step}, when --patience "
+              f"{cfg.train.patience} ran out: nothing to do (a larger --patience, or 0, trains it on)")
+        return 0  # done as well: a requeued command would otherwise train on to the next evaluation each time
     with joined(cfg.train.device) as ranks:
         result = train(cfg, resume=checkpoint, ranks=ranks)
     if ranks.main and not result.interrupted:
-        _print_train_summary(result.run_dir, result.step, result.checkpoint)
+        _print_train_summary(result)
     return 0
 
 
-def _print_train_summary(run_dir: Path, step: int, checkpoint: Path) -> None:
-    lines = [f"\ntrained to step {step}. Everything is in {run_dir}/", f"  checkpoint   {checkpoint}"]
+def _print_train_summary(result) -> None:
+    """Where a finished run's files are and what to do next (result: gan.train.TrainResult)."""
+    run_dir, step = result.run_dir, result.step
+    how, train_on = f"trained to step {step}", f"--steps {2 * step}"
+    if result.stopped_early:
+        how = f"stopped early at step {step} (--patience: the scores had stopped improving)"
+        train_on = "--patience 0   (on to --steps, improving or not)"
+    lines = [f"\n{how}. Everything is in {run_dir}/", f"  checkpoint   {result.checkpoint}"]
     if (run_dir / "best.pt").exists():
         lines.append(f"  best         {run_dir / 'best.pt'} (by --best-by; what gan sample and gan eval use)")
     lines += [
@@ -119,7 +126,7 @@ def _print_train_summary(run_dir: Path, step: int, checkpoint: Path) -> None:
         f"  curves       tensorboard --logdir {run_dir.parent}",
         f"  scores       gan eval --run {run_dir} --nearest",
         f"  export       gan sample --run {run_dir} --count 1000 --out synthetic",
-        f"  train on     gan train --resume {run_dir} --steps {2 * step}",
+        f"  train on     gan train --resume {run_dir} {train_on}",
     ]
     print("\n".join(lines))
 
@@ -177,25 +184,37 @@ def cmd_value(args: argparse.Namespace) -> int:
     return 0
 
 
+DEMO_STEPS, DEMO_PER_CLASS = 3000, 20
+
+
 def demo_config(data: str, steps: int, out: str) -> RunConfig:
-    """The demo's run: half-width networks take more steps in the same time on a CPU, and mirrored emoji are still
-    emoji; together they cut the KID of the same minutes (docs/performance.md, benchmarks/demo.py)."""
+    """The demo's run: the defaults at 32 px (benchmarks/labels.py chose the settings on held-out digits)."""
     cfg = RunConfig()
-    cfg.data.path, cfg.data.resolution, cfg.data.mirror = data, 32, True
-    cfg.model.g_channels = cfg.model.d_channels = 32
+    cfg.data.path, cfg.data.resolution = data, 32
     t = cfg.train
     t.steps, t.name, t.out = steps, "demo", out
     t.image_every, t.checkpoint_every = max(1, steps // 5), steps
     return cfg
 
 
+def demo_data(out: Path) -> Path:
+    """The demo's images: DEMO_PER_CLASS handwritten digits of each class (gan.digits), written once into OUT."""
+    from gan.digits import write_split
+
+    folder = out / "demo-digits"
+    if not (folder / "train").is_dir():
+        write_split(folder, DEMO_PER_CLASS)
+    return folder / "train"
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Train briefly on the bundled emoji images, export synthetic ones, and say where everything is."""
+    """Train briefly on a few handwritten digits (or --data), export synthetic ones, and say where everything is."""
     from gan.evaluate import evaluate_run
     from gan.sample import export
     from gan.train import train
 
-    result = train(demo_config(str(args.data), args.steps, args.out))
+    data = Path(args.data) if args.data else demo_data(Path(args.out))
+    result = train(demo_config(str(data), args.steps, args.out))
     if result.interrupted:
         return 0
     _print_eval(evaluate_run(EvalConfig(run=str(result.run_dir), nearest=True)))
@@ -253,9 +272,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_flags(value, ValueConfig)
     value.set_defaults(handler=cmd_value)
 
-    demo = commands.add_parser("demo", help="train briefly on the bundled emoji images and export samples")
-    demo.add_argument("--data", default=str(DEMO_DATA), help="image folder (default: the bundled emoji)")
-    demo.add_argument("--steps", type=int, default=1500, help="generator steps (default: 1500)")
+    demo = commands.add_parser("demo", help="train briefly on 200 handwritten digits and export samples")
+    demo.add_argument("--data", default="", help="image folder (default: 20 of each of scikit-learn's handwritten "
+                                                 "digits, written into --out)")
+    demo.add_argument("--steps", type=int, default=DEMO_STEPS, help=f"generator steps (default: {DEMO_STEPS})")
     demo.add_argument("--count", type=int, default=200, help="images to export (default: 200)")
     demo.add_argument("--out", default="checkpoints", help="where the run folder goes (default: checkpoints)")
     demo.set_defaults(handler=cmd_demo)

@@ -112,8 +112,9 @@ class ModelConfig:
                              "8x)", within=POSITIVE, shape=True)
     d_channels: int = option(64, "discriminator width: channels of its first layer (doubling, at most 8x)",
                              within=POSITIVE, shape=True)
-    conditional: str = option("auto", "class-conditional G and D; auto: on when the data has 2+ class folders",
-                              ("auto", "on", "off"), shape=True)
+    conditional: str = option("auto", "class-conditional G and D (on), one unconditional G and D per class whose "
+                              "labels hold by construction (per-class), or off; auto: on when the data has 2+ class "
+                              "folders", ("auto", "on", "per-class", "off"), shape=True)
     g_conditioning: str = option("concat", "how a conditional G takes the class: concat (an embedding joined to the "
                                  "noise) or cbn (conditional BatchNorm in every block)", ("concat", "cbn"), shape=True)
     spectral_norm: str = option("auto", "spectral normalisation instead of BatchNorm in D; auto: on below "
@@ -136,9 +137,13 @@ class TrainConfig:
                               within=DECAY)
     loss: str = option("nonsaturating", "adversarial loss: rpgan pairs every real image with a fake and asks D to "
                        "score the real one higher (R3GAN)", ("nonsaturating", "hinge", "rpgan"))
-    class_weight: float = option(0.0, "weight of the class term of a conditional run: cross-entropy of D's class "
-                                 "scores on real images (for D) and on fakes (for G), as in AC-GAN (0: off)",
-                                 within=WEIGHT)
+    class_weight: float = option(1.0, "weight of the class term of a conditional run (--conditional on): "
+                                 "cross-entropy of D's class scores on real images (for D) and on fakes (for G), as "
+                                 "in AC-GAN; without it a generator can ignore the class (0: off)", within=WEIGHT)
+    class_blend_steps: int = option(0, "transitional conditioning (Shahbazi et al. 2022): a conditional run trains "
+                                    "unconditionally for the first half of this many steps, then blends the class "
+                                    "in linearly until it counts fully (0: conditional from the start)",
+                                    within=COUNT)
     r1_gamma: float = option(0.0, "weight of the R1 gradient penalty on real images (0: off)", within=WEIGHT)
     r2_gamma: float = option(0.0, "weight of the R2 gradient penalty on generated images (0: off); R3GAN uses R1 and "
                              "R2 with the same weight", within=WEIGHT)
@@ -183,6 +188,10 @@ class TrainConfig:
                           ("auto", "kid", "class_kid"))
     eval_count: int = option(0, "images generated per evaluation (0: as many as the real images, 500 to 5000)",
                              within=Range(2, zero="auto"))
+    patience: int = option(0, "stop before --steps once this many evaluations in a row (every --eval-every steps) "
+                           "improved neither the --best-by score nor, for a conditional run, the label agreement: "
+                           "small-data GANs peak and then get worse (0: off; --steps stays the bound)",
+                           within=Range(0, zero="off"))
     out: str = option("checkpoints", "folder where numbered run folders are created")
     name: str = option("", "run folder name after its number (default: the data folder's name)")
     tensorboard: bool = option(True, "write TensorBoard events (stats.jsonl is written either way)")
@@ -190,6 +199,9 @@ class TrainConfig:
     def validate(self) -> None:
         check_declared(self)
         check_seed(self.seed)
+        if self.patience and not self.eval_every:
+            raise GanError(f"--patience {self.patience} counts evaluations, which --eval-every 0 turns off: give "
+                           f"--eval-every N (steps between evaluations), or drop --patience")
         if self.compile_mode != "default" and not self.compile:
             raise GanError(f"--compile-mode {self.compile_mode} takes effect with --compile: add --compile, or pass "
                            f"--compile-mode default")
@@ -239,7 +251,7 @@ class RunConfig:
     @property
     def num_classes(self) -> int:
         """Classes the networks are conditioned on (0: unconditional)."""
-        return len(self.data.class_names) if self.model.conditional == "on" else 0
+        return len(self.data.class_names) if self.model.conditional in ("on", "per-class") else 0
 
     def resolve_auto(self, num_images: int, num_classes: int) -> None:
         """Turn each 'auto' into what suits this data: small data gets augmentation and spectral normalisation,
@@ -254,7 +266,7 @@ class RunConfig:
         if self.train.augment == "auto":
             self.train.augment = DEFAULT_POLICY if small else "none"
         if self.train.best_by == "auto" or self.model.conditional == "off":  # no classes, no per-class KID
-            self.train.best_by = "class_kid" if self.model.conditional == "on" else "kid"
+            self.train.best_by = "kid" if self.model.conditional == "off" else "class_kid"
 
 
 MIN_TRUNCATION = 0.05  # below this, redrawing until every coordinate fits would take very many draws
@@ -280,6 +292,9 @@ class SampleConfig:
                         within=POSITIVE)
     per_class: int = option(0, "export this many images of every class (or of each --class) instead of --count",
                             within=Range(0, zero="use --count"))
+    per_real: float = option(0.0, "export this many images per training image of each class (e.g. the share gan "
+                             "value found best; at least 1 a class) instead of --count",
+                             within=Range(0, low_open=True, zero="use --count"))
     classes: list[str] = option([], "export only this class (repeat the flag for several)", flag="--class")
     out: str = option("", "folder to write the images into (created if missing)")
     seed: int = option(0, "image i uses seed S+i, so the output does not depend on batch size or device")
@@ -303,6 +318,10 @@ class SampleConfig:
         if not self.out:
             raise GanError("--out is required: the folder to write the synthetic images into")
         check_seed(self.seed, MAX_SEED - self.count)
+        if self.per_real and self.per_class:
+            raise GanError("--per-real and --per-class both say how many images to export: give one of them")
+        if self.per_real and self.count != SampleConfig().count:  # --count given (its default yields)
+            raise GanError("--per-real and --count both say how many images to export: give one of them")
 
 
 @dataclass
@@ -367,7 +386,9 @@ class ValueConfig:
     out: str = option("", "folder for the report: value.json, report.md and accuracy.png")
     synthetic: str = option("", "synthetic images in class folders (e.g. from gan sample) to mix into training")
     classical: bool = option(False, "also train with classical augmentation on the fly, with and without synthetic")
-    synthetic_ratio: float = option(1.0, "synthetic images mixed in per real one", within=Range(0, 100, low_open=True))
+    synthetic_ratio: str = option("0.1,0.25,0.5,1", "synthetic images mixed in per real one; several, comma-separated, "
+                                  "are each measured on the same seeds, and the report names the share that helps "
+                                  "most")
     seeds: int = option(3, "classifier trainings per configuration (seeds 0, 1, ...): accuracy is their mean ± std",
                         within=POSITIVE)
     epochs: int = option(50, "training length, in passes over the real images (the same steps for every "
@@ -387,3 +408,22 @@ class ValueConfig:
             if not value:
                 raise GanError(f"{flag} is required (gan value --train DIR --test DIR --out DIR)")
         check_ops(self.ops)
+        self.shares()
+
+    def shares(self) -> tuple[float, ...]:
+        """--synthetic-ratio as numbers, smallest first and each once: '1,0.25' -> (0.25, 1.0)."""
+        text = str(self.synthetic_ratio)  # a number set from Python (e.g. benchmarks/value.py) is one share
+        fix = "give synthetic images per real one, e.g. 0.5, or several comma-separated, e.g. 0.1,0.25,0.5,1"
+        if not text.strip():
+            raise GanError(f"--synthetic-ratio is empty: {fix}")
+        within = Range(0, 100, low_open=True)  # NaN and inf fall outside too
+        shares = set()
+        for item in (item.strip() for item in text.split(",")):
+            try:
+                share = float(item)
+            except ValueError:
+                raise GanError(f"--synthetic-ratio: {item!r} is not a number: {fix}") from None
+            if not within.admits(share):
+                raise GanError(f"--synthetic-ratio must be {within}, got {item}")
+            shares.add(share)
+        return tuple(sorted(shares))

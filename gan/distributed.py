@@ -22,6 +22,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from gan.device import pick_device
 from gan.errors import GanError
+from gan.models import PerClass
 
 # torch 2.13 renamed the option (the old name warns since); buffers start the same everywhere (from --seed or the
 # checkpoint), so whether they are synced once at the start does not matter.
@@ -107,7 +108,9 @@ class Ranks:
         if self.processes == 1:
             return module
         ids = [self.local_rank] if self.device.startswith("cuda") else None
-        return DistributedDataParallel(module, device_ids=ids, **_NO_BUFFER_SYNC)
+        # Per-class networks: a member whose class is missing from a process's share has no gradient that step.
+        unused = isinstance(module, PerClass)
+        return DistributedDataParallel(module, device_ids=ids, find_unused_parameters=unused, **_NO_BUFFER_SYNC)
 
 
 SINGLE = Ranks()

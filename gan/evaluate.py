@@ -139,19 +139,19 @@ def training_evaluator(cfg: RunConfig, dataset: ImageDataset, device: torch.devi
     return Evaluator(space, dataset, cfg.data.class_names, bool(cfg.num_classes), count, device, ranks=ranks)
 
 
-def best_score_so_far(run_dir: Path, evaluator: Evaluator, best_by: str, log) -> float:
-    """The score (--best-by) best.pt holds when it was measured and chosen the way this session does (else the
-    first evaluation replaces it)."""
+def best_so_far(run_dir: Path, evaluator: Evaluator, best_by: str, log) -> tuple[float, int | None]:
+    """The score (--best-by) best.pt holds and its step, when it was measured and chosen the way this session does
+    (else the first evaluation replaces it): (inf, None) when there is none to beat."""
     best = run_dir / BEST
     if not best.is_file():
-        return math.inf
+        return math.inf, None
     saved = load_checkpoint(str(best))
     chosen = saved.chosen
     if chosen != (evaluator.identity, best_by):
         log(f"note: {best} was scored with {chosen[0]} and chosen by {chosen[1]}, this session scores with "
             f"{evaluator.identity} and chooses by {best_by}; the first evaluation replaces it")
-        return math.inf
-    return float(saved.scores[best_by])
+        return math.inf, None
+    return float(saved.scores[best_by]), saved.step
 
 
 def copy_detector(space: FeatureSpace, train: ImageDataset, device: torch.device, batch_size: int = 64) -> CopyDetector:

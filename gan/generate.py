@@ -11,27 +11,27 @@ from torch import nn
 from gan import device as devices
 from gan.checkpoint import Checkpoint
 from gan.errors import GanError
-from gan.models import Discriminator, Generator
+from gan.models import discriminator, generator
 
 
-def _load_network(checkpoint: Checkpoint, kind: type[nn.Module], key: str, device: torch.device) -> nn.Module:
+def _load_network(checkpoint: Checkpoint, build, key: str, device: torch.device) -> nn.Module:
     cfg = checkpoint.saved_config()
-    network = kind(cfg.model, cfg.data.resolution, cfg.data.channels, cfg.num_classes)
+    network = build(cfg.model, cfg.data.resolution, cfg.data.channels, cfg.num_classes)
     try:
         network.load_state_dict(checkpoint.weights(key))
     except (RuntimeError, KeyError) as error:
-        raise GanError(f"{checkpoint.path}: its {kind.__name__.lower()} weights do not match its own config ({error})") from None
+        raise GanError(f"{checkpoint.path}: its {build.__name__} weights do not match its own config ({error})") from None
     return devices.place(network, device, devices.channels_last(device, compiled=False)).eval().requires_grad_(False)
 
 
 def load_generator(checkpoint: Checkpoint, device: torch.device) -> nn.Module:
     """The checkpoint's moving-average generator, in eval mode on `device`."""
-    return _load_network(checkpoint, Generator, "G_ema", device)
+    return _load_network(checkpoint, generator, "G_ema", device)
 
 
 def load_discriminator(checkpoint: Checkpoint, device: torch.device) -> nn.Module:
     """The checkpoint's discriminator, in eval mode on `device`: its logit is each exported image's D score."""
-    return _load_network(checkpoint, Discriminator, "D", device)
+    return _load_network(checkpoint, discriminator, "D", device)
 
 
 @torch.no_grad()

@@ -31,6 +31,7 @@ EPOCHS = 100  # passes over the judge's training images, within the step bounds 
 MIN_STEPS, MAX_STEPS = 50, 1500
 BATCH_SIZE = 64
 WEAK = 0.8  # below this held-out accuracy the report says that agreement figures mean little
+BAR = 0.8  # a class whose samples the judge recognises less often than this does not hold its labels
 _SPLIT_STREAM, _AUGMENT_STREAM = 3, 4  # seeds derived from the run's --seed
 
 
@@ -65,6 +66,34 @@ def agreement(probabilities: torch.Tensor, intended: torch.Tensor, class_names: 
     and overall (the same count `gan value` makes with its own classifiers)."""
     overall, per_class = accuracy(probabilities.argmax(1), intended, len(class_names))
     return {"label_agreement": overall, "label_agreement_classes": dict(zip(class_names, per_class))}
+
+
+def label_warnings(scores: dict | None, conditional: str) -> list[str]:
+    """For each class whose samples the judge recognised less often than BAR (in an evaluation's `scores`), one
+    plain sentence with the fix; none when every class holds or nothing judged the labels. `conditional`: the
+    run's --conditional, since a per-class run's labels are right by construction and its fix is another."""
+    failing = {name: share for name, share in (scores or {}).get("label_agreement_classes", {}).items()
+               if share is not None and share < BAR}
+    if conditional == "per-class":
+        verdict = "its generator does not make that class recognisably yet"
+        fix = "train longer or add images of that class"
+    else:
+        verdict = "its labels do not hold"
+        fix = ("train with --conditional per-class (one generator per class, labels right by construction) or add "
+               "images of that class")
+    rough = _rough(scores.get("judge_accuracy")) if failing else ""
+    return [f"class '{name}': only {100 * share:.0f}% of its samples are recognisably {name} (the bar is "
+            f"{100 * BAR:.0f}%{rough}): {verdict}. Fix: {fix}; gan sample's label filter leaves such samples out "
+            f"meanwhile." for name, share in failing.items()]
+
+
+def _rough(judge_accuracy: float | None) -> str:
+    """What a label warning adds when the judge itself is not to be trusted far."""
+    if judge_accuracy is None:
+        return "; a rough figure: too few images to measure the run's judge"
+    if judge_accuracy < WEAK:
+        return f"; a rough figure: the run's judge is right on only {100 * judge_accuracy:.0f}% of held-out images"
+    return ""
 
 
 def held_out_split(labels: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

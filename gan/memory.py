@@ -16,7 +16,7 @@ from gan.config import RunConfig
 from gan.device import free_memory
 from gan.errors import GanError, first_line
 from gan.files import human_size
-from gan.models import Discriminator, Generator
+from gan.models import PerClass, discriminator, generator
 
 # Weights, gradients and Adam's two moments for G and D, and G's moving average: floats per parameter.
 _FLOATS_PER_G_PARAMETER, _FLOATS_PER_D_PARAMETER = 5, 4
@@ -43,7 +43,7 @@ def _kept_per_image(cfg: RunConfig, G: torch.nn.Module, D: torch.nn.Module, batc
     resolution, channels = cfg.data.resolution, cfg.data.channels or 3
     with torch.device("meta"):
         z = torch.zeros(batch, cfg.model.z_dim)
-        labels = torch.zeros(batch, dtype=torch.long) if cfg.num_classes else None
+        labels = torch.zeros(batch, dtype=torch.long) if G.num_classes else None
         images = torch.zeros(batch, channels, resolution, resolution)
         return _kept_for_backward(lambda: G(z, labels)) + 2 * _kept_for_backward(lambda: D(images, labels))
 
@@ -53,11 +53,13 @@ def training_bytes(cfg: RunConfig, batch_per_process: int) -> int:
     step (the allocator's slack, the gradient penalties and the data are not counted)."""
     resolution, channels, classes = cfg.data.resolution, cfg.data.channels or 3, cfg.num_classes
     with torch.random.fork_rng(devices=[]):  # built on the CPU: initialising on meta imports half of torch (2 s)
-        G = Generator(cfg.model, resolution, channels, classes).to("meta")
-        D = Discriminator(cfg.model, resolution, channels, classes).to("meta")
+        G = generator(cfg.model, resolution, channels, classes).to("meta")
+        D = discriminator(cfg.model, resolution, channels, classes).to("meta")
+    # An image passes through one member of per-class networks: activations are one member's.
+    one_G, one_D = (G.members[0], D.members[0]) if isinstance(G, PerClass) else (G, D)
     # Two probe batches: their difference is what each image adds (the weights a layer saves are kept once).
-    small = _kept_per_image(cfg, G, D, _PROBE_BATCH)
-    per_image = (_kept_per_image(cfg, G, D, 2 * _PROBE_BATCH) - small) // _PROBE_BATCH
+    small = _kept_per_image(cfg, one_G, one_D, _PROBE_BATCH)
+    per_image = (_kept_per_image(cfg, one_G, one_D, 2 * _PROBE_BATCH) - small) // _PROBE_BATCH
     parameters = (_FLOATS_PER_G_PARAMETER * sum(p.numel() for p in G.parameters())
                   + _FLOATS_PER_D_PARAMETER * sum(p.numel() for p in D.parameters())) * 4
     return parameters + small - per_image * _PROBE_BATCH + per_image * batch_per_process

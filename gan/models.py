@@ -23,9 +23,34 @@ class ClassBatchNorm(nn.Module):
         self.norm = nn.BatchNorm2d(channels, affine=False)
         self.scale = nn.Embedding(num_classes, channels)
         self.shift = nn.Embedding(num_classes, channels)
+        _add_class_strength(self)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return torch.addcmul(self.shift(labels)[..., None, None], self.norm(x), self.scale(labels)[..., None, None])
+        # At strength s the class's scale is blended from 1 and its shift from 0 (lerp is exact at s = 1).
+        scale = torch.lerp(torch.ones_like(self.scale.weight[:1]), self.scale(labels), self.class_strength)
+        return torch.addcmul(self.class_strength * self.shift(labels)[..., None, None], self.norm(x),
+                             scale[..., None, None])
+
+
+def _add_class_strength(module: nn.Module) -> None:
+    """How much the class counts, from 0 (unconditional) to 1: transitional conditioning (Shahbazi et al. 2022)
+    starts unconditional and blends the class in (see `set_class_strength`). A buffer, so that a compiled
+    network does not recompile for each value, and not saved: a network is built at full strength."""
+    module.register_buffer("class_strength", torch.ones(()), persistent=False)
+
+
+@torch.no_grad()
+def set_class_strength(networks: Iterable[nn.Module], strength: float) -> None:
+    for network in networks:
+        for module in network.modules():
+            if isinstance(getattr(module, "class_strength", None), torch.Tensor):
+                module.class_strength.fill_(strength)
+
+
+def class_strength_at(step: int, blend_steps: int) -> float:
+    """0 for the first half of `blend_steps`, then rising linearly to 1 at `blend_steps`."""
+    half = blend_steps / 2
+    return min(1.0, max(0.0, (step - half) / half))
 
 
 def _dcgan_init(module: nn.Module) -> None:
@@ -60,6 +85,7 @@ class Generator(nn.Module):
         self.num_classes = num_classes
         joined = num_classes and cfg.g_conditioning == "concat"
         self.embed = nn.Embedding(num_classes, cfg.z_dim) if joined else None
+        _add_class_strength(self)
         stages = _stages(resolution)
 
         def width(i: int) -> int:  # i = 0 at 4x4, halving towards the output
@@ -82,7 +108,7 @@ class Generator(nn.Module):
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         if self.embed is not None:
-            z = torch.cat([z, self.embed(labels)], dim=1)
+            z = torch.cat([z, self.class_strength * self.embed(labels)], dim=1)
         x = z.view(z.shape[0], -1, 1, 1)
         for layer in self.net:
             x = layer(x, labels) if isinstance(layer, ClassBatchNorm) else layer(x)
@@ -116,6 +142,7 @@ class Discriminator(nn.Module):
         self.features = nn.Sequential(*layers)  # (B, width, 4, 4)
         self.head = conv(width(stages - 1), 1, 4, 1, 0)  # (B, width, 4, 4) -> (B, 1, 1, 1)
         self.embed = nn.Embedding(num_classes, width(stages - 1)) if num_classes else None
+        _add_class_strength(self)
         self.apply(_dcgan_init)
         if spectral:  # after initialisation, which must write the raw weights
             for module in self.modules():
@@ -144,9 +171,47 @@ class Discriminator(nn.Module):
         # to a single image in small runs.
         pooled = features.mean((2, 3))  # (B, width)
         if not classes:
-            return logits + (self.embed(labels) * pooled).sum(1)
+            return logits + self.class_strength * (self.embed(labels) * pooled).sum(1)
         scores = pooled @ self.embed.weight.t()  # (B, num_classes)
-        return logits + scores.gather(1, labels[:, None]).squeeze(1), scores
+        return logits + self.class_strength * scores.gather(1, labels[:, None]).squeeze(1), scores
+
+
+class PerClass(nn.Module):
+    """One unconditional network per class, each trained only on its own class's images (real and generated), so a
+    sample's label is right by construction (Frid-Adar et al. 2018): inputs (B, ...) and labels (B,) -> the
+    output of each row's own network, rows in the order given."""
+
+    def __init__(self, members: list[nn.Module]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.num_classes = len(members)
+        self.z_dim = getattr(members[0], "z_dim", None)
+
+    def forward(self, inputs: torch.Tensor, labels: torch.Tensor, **options) -> torch.Tensor:
+        """`options` go to every member (an unconditional D has no class scores to give)."""
+        order = labels.argsort(stable=True)  # rows grouped by class, each group in its given order
+        counts = torch.bincount(labels, minlength=self.num_classes).tolist()
+        parts = inputs.index_select(0, order).split(counts)
+        outputs = [member(part, **options) for member, part in zip(self.members, parts) if len(part)]
+        return torch.cat(outputs).index_select(0, order.argsort())  # back into the rows' order
+
+    def blocks(self) -> list[list[nn.Parameter]]:
+        """Block i of every member together (see Discriminator.blocks), so --freeze-d freezes it in all."""
+        return [sum(group, []) for group in zip(*(member.blocks() for member in self.members))]
+
+
+def generator(cfg: ModelConfig, resolution: int, channels: int, num_classes: int = 0) -> nn.Module:
+    """The generator `cfg` describes: per class (one for each), conditional, or unconditional (0 classes)."""
+    if num_classes and cfg.conditional == "per-class":
+        return PerClass([Generator(cfg, resolution, channels) for _ in range(num_classes)])
+    return Generator(cfg, resolution, channels, num_classes)
+
+
+def discriminator(cfg: ModelConfig, resolution: int, channels: int, num_classes: int = 0) -> nn.Module:
+    """The discriminator that goes with `generator(cfg, ...)`."""
+    if num_classes and cfg.conditional == "per-class":
+        return PerClass([Discriminator(cfg, resolution, channels) for _ in range(num_classes)])
+    return Discriminator(cfg, resolution, channels, num_classes)
 
 
 def class_parameter_names(network: nn.Module) -> set[str]:

@@ -59,7 +59,7 @@ def _unreported_stats(cfg: RunConfig, policy: tuple[str, ...]) -> set[str]:
                          ("Loss/LeCam", cfg.train.lecam_weight)):
         if not weight:
             skipped.add(name)
-    if not (cfg.train.class_weight and cfg.num_classes):
+    if not (cfg.train.class_weight and cfg.model.conditional == "on"):
         skipped.add("Loss/class")
     if not policy:
         skipped |= {"Augment/p", "Augment/rt"}
@@ -71,11 +71,12 @@ class Run:
     Only the first process writes; the others take part in what needs all of them."""
 
     def __init__(self, run_dir: Path, cfg: RunConfig, state: TrainingState, dataset: ImageDataset, evaluator,
-                 start: int, best_score: float, log):
+                 start: int, best: tuple[float, int | None], log):
         self.run_dir, self.cfg, self.state, self.dataset, self.evaluator = run_dir, cfg, state, dataset, evaluator
         self.main = state.ranks.main
         t, device = cfg.train, state.device
-        self.best_score = best_score  # the score best.pt holds (inf: none yet, or none comparable)
+        self.best_score, self.best_step = best  # what best.pt holds (inf, None: none yet, or none comparable)
+        self.last_scores: dict | None = None  # the latest evaluation's (first process only)
         self.grid_z, self.grid_labels = _grid_inputs(cfg, device)
         self.unreported = _unreported_stats(cfg, state.policy)
         self.ema_stats_step = None
@@ -133,14 +134,26 @@ class Run:
         self._refresh_ema_stats(step)
         return save_checkpoint(self.run_dir, self._checkpoint(step), self.cfg.train.keep)
 
-    def evaluate(self, step: int) -> None:
+    def evaluate(self, step: int) -> bool:
+        """Score the moving-average G, keep best.pt and log the scores; True (on every process) when --patience has
+        run out. Only the evaluations every --eval-every steps count, not the closing one of a run whose --steps
+        falls between them: a run carried on by a resume then counts as the uninterrupted one does."""
         self._refresh_ema_stats(step)
         scores = self.evaluator.evaluate(self.state.nets.G_ema)  # every process makes its share of the samples
-        if not self.main:
-            return
+        t = self.cfg.train
+        counted = bool(t.patience) and step % t.eval_every == 0
+        if self.main:
+            self._keep(step, scores, counted)
+        return counted and self._out_of_patience(step)
+
+    def _keep(self, step: int, scores: dict, counted: bool) -> None:
+        self.last_scores = scores
         best_by, note = self.cfg.train.best_by, ""
-        if scores[best_by] < self.best_score:
-            self.best_score = scores[best_by]
+        improved = scores[best_by] < self.best_score
+        if counted:  # before best.pt is written, which holds the count as this step's checkpoint does
+            self._count(improved, scores.get("label_agreement"))
+        if improved:
+            self.best_score, self.best_step = scores[best_by], step
             save_best(self.run_dir, self._checkpoint(step), scores, self.evaluator.identity, best_by)
             note = "  (best so far: best.pt)"
         agreement = {f"Agreement/{name}": value for name, value in scores.get("label_agreement_classes", {}).items()
@@ -148,6 +161,31 @@ class Run:
         self.tracker.metrics(step, {name: scores[key] for name, key in METRICS.items() if key in scores}, note,
                              agreement)
         self.tracker.restart_clock()
+
+    def _count(self, improved_score: bool, agreement: float | None) -> None:
+        """--patience's count: back to 0 when the score or the label agreement improved, else one more."""
+        state = self.state
+        best_agreement = state.best_agreement.item()
+        improved = improved_score or (agreement is not None and agreement > best_agreement)
+        if agreement is not None:
+            state.best_agreement.fill_(max(agreement, best_agreement))
+        state.stale_evaluations.fill_(0 if improved else state.stale_evaluations.item() + 1)
+
+    def _out_of_patience(self, step: int) -> bool:
+        """Whether --patience stops the run now. Only the first process saw the scores: the others take its count
+        (so that every process keeps the same state) and all of them stop at the same step."""
+        state, t = self.state, self.cfg.train
+        stale, best_agreement = state.ranks.broadcast((state.stale_evaluations.item(), state.best_agreement.item()))
+        state.stale_evaluations.fill_(stale)
+        state.best_agreement.fill_(best_agreement)
+        if stale < t.patience or step == t.steps:  # at --steps the run ends anyway
+            return False
+        score = "class KID" if t.best_by == "class_kid" else "KID"
+        what = f"neither {score} nor label agreement improved" if self.cfg.num_classes else f"{score} did not improve"
+        best = f"best at step {self.best_step}: best.pt" if self.best_step is not None else "no best.pt"
+        last = f"the last {stale} evaluations" if stale > 1 else "the last evaluation"
+        self.message(f"stopping early at step {step}: {what} in {last} ({best})")
+        return True
 
     def report(self, window: list[dict[str, torch.Tensor]], step: int) -> None:
         """The steps' statistics since the last report, averaged over the processes so that all of them see a

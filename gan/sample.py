@@ -66,8 +66,8 @@ def plan_classes(cfg: SampleConfig, trained: RunConfig, source: Path) -> list[in
     """The class index of each image to export, or None for an unconditional model."""
     names = trained.data.class_names
     if not trained.num_classes:
-        if cfg.classes or cfg.per_class:
-            flag = "--class" if cfg.classes else "--per-class"
+        if cfg.classes or cfg.per_class or cfg.per_real:
+            flag = "--class" if cfg.classes else "--per-class" if cfg.per_class else "--per-real"
             raise GanError(f"{flag}: {source} is an unconditional model, which cannot make a chosen class; "
                            f"use --count (train with class folders and --conditional on for labelled images)")
         return None
@@ -75,10 +75,13 @@ def plan_classes(cfg: SampleConfig, trained: RunConfig, source: Path) -> list[in
     if unknown:
         raise GanError(f"unknown class {', '.join(map(repr, unknown))}: {source} knows {', '.join(names)}")
     chosen = [names.index(name) for name in dict.fromkeys(cfg.classes)] or list(range(len(names)))
+    trained_counts = [trained.data.class_counts[c] for c in chosen]
     if cfg.per_class:
         counts = [cfg.per_class] * len(chosen)
+    elif cfg.per_real:  # as gan value mixes them in: R per training image of the class (at least 1)
+        counts = [max(1, round(cfg.per_real * n)) for n in trained_counts]
     else:  # like the training data: small classes stay small unless --per-class asks otherwise
-        counts = spread(cfg.count, [trained.data.class_counts[c] for c in chosen])
+        counts = spread(cfg.count, trained_counts)
     return [c for c, n in zip(chosen, counts) for _ in range(n)]
 
 

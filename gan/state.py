@@ -23,7 +23,7 @@ from gan.data import ImageDataset
 from gan.diffaugment import AugmentProbability
 from gan.distributed import SINGLE, Ranks
 from gan.losses import LeCam
-from gan.models import Discriminator, Generator
+from gan.models import discriminator, generator
 from gan.transfer import freeze_blocks
 
 # Independent random streams derived from --seed; all of training's randomness comes from these generators.
@@ -73,6 +73,10 @@ class TrainingState:
     lecam: LeCam = saved()
     r1: torch.Tensor = zeros()  # the latest R1 and R2 penalties (they are only computed every --r1-every steps)
     r2: torch.Tensor = zeros()
+    # --patience's count: evaluations in a row that improved neither --best-by's score nor the label agreement, and
+    # the best agreement so far. Host-side (read only at evaluations), in float64 to compare exactly with the scores.
+    stale_evaluations: torch.Tensor = saved(default_factory=lambda: torch.tensor(0))
+    best_agreement: torch.Tensor = saved(default_factory=lambda: torch.tensor(0.0, dtype=torch.float64))
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
@@ -137,8 +141,8 @@ def build_networks(cfg: RunConfig, device: torch.device) -> Networks:
     classes = cfg.num_classes
     with torch.random.fork_rng(devices=[]):  # seed the initial weights without touching the caller's RNG
         torch.manual_seed(cfg.train.seed)
-        G = devices.place(Generator(cfg.model, *shape, classes), device, layout)
-        D = devices.place(Discriminator(cfg.model, *shape, classes), device, layout)
+        G = devices.place(generator(cfg.model, *shape, classes), device, layout)
+        D = devices.place(discriminator(cfg.model, *shape, classes), device, layout)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     t = cfg.train
     d_trainable = freeze_blocks(D, t.freeze_d, cfg.data.resolution)

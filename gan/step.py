@@ -10,7 +10,7 @@ from gan import device as devices
 from gan.config import RunConfig
 from gan.diffaugment import diff_augment
 from gan.losses import LOSSES, PAIRED, gradient_penalty, penalty_weight
-from gan.models import ema_decay_at, update_ema
+from gan.models import class_strength_at, ema_decay_at, set_class_strength, update_ema
 from gan.state import TrainingState
 
 
@@ -30,9 +30,11 @@ def train_step(state: TrainingState, cfg: RunConfig, amp: torch.dtype | None, st
     def seen_by_D(images: torch.Tensor) -> torch.Tensor:
         return diff_augment(images, state.policy, state.augment_p.p, state.augment_generator, state.ranks.share)
 
+    if t.class_blend_steps and labels is not None:
+        set_class_strength((nets.G, nets.D), class_strength_at(step, t.class_blend_steps))
     penalty_step = step % t.r1_every == 0
     r1_step, r2_step = t.r1_gamma > 0 and penalty_step, t.r2_gamma > 0 and penalty_step
-    class_term = t.class_weight > 0 and labels is not None
+    class_term = t.class_weight > 0 and cfg.model.conditional == "on"  # per-class networks have no class scores
     real = real.detach().requires_grad_(r1_step)  # gradient penalties need gradients at the images
     with devices.autocast(device, amp):
         fake = G(z, labels)  # (B, C, R, R)

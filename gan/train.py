@@ -1,5 +1,5 @@
 """The training loop: `train(cfg)` sets a run up (its data, training state and folder), or resumes one, steps it
-to --steps and says where it ended; what falls due between the steps is gan.run's."""
+to --steps (or until --patience runs out) and says where it ended; what falls due between the steps is gan.run's."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from gan.config import RunConfig, parse_policy
 from gan.data import ImageDataset, load_dataset
 from gan.distributed import SINGLE, Ranks
 from gan.errors import GanError
-from gan.evaluate import best_score_so_far, training_evaluator
+from gan.evaluate import best_so_far, training_evaluator
+from gan.judge import label_warnings
 from gan.memory import check_fits, out_of_memory_explained
 from gan.options import shape_differences
 from gan.run import Run
@@ -30,7 +31,14 @@ class TrainResult:
     run_dir: Path
     step: int
     checkpoint: Path
-    interrupted: bool  # stopped early by Ctrl-C / SIGTERM
+    interrupted: bool  # stopped before --steps by Ctrl-C / SIGTERM: a resume carries it on
+    stopped_early: bool = False  # --patience ran out before --steps: a normal end
+
+
+def out_of_patience(checkpoint: Checkpoint, cfg: RunConfig) -> bool:
+    """Whether `checkpoint` had used up --patience (as `cfg` sets it): its run ended there, done."""
+    patience = cfg.train.patience
+    return bool(patience) and int(checkpoint.state.get("stale_evaluations", 0)) >= patience
 
 
 def record_dataset(cfg: RunConfig, dataset: ImageDataset, resumed: Checkpoint | None, log) -> None:
@@ -120,7 +128,9 @@ def _describe(cfg: RunConfig) -> str:
     """One line on what the automatic settings chose for this data."""
     m, t = cfg.model, cfg.train
     classes = "unconditional"
-    if cfg.num_classes:
+    if m.conditional == "per-class":
+        classes = f"one G and D per class ({cfg.num_classes} classes)"
+    elif cfg.num_classes:
         term = f", class term {t.class_weight:g}" if t.class_weight else ""
         classes = f"conditional on {cfg.num_classes} classes ({m.g_conditioning} G{term})"
     augment = f"augment {t.augment} (p {t.augment_p})" if parse_policy(t.augment) else "no augmentation"
@@ -131,6 +141,7 @@ def _describe(cfg: RunConfig) -> str:
     regularisers += [f"LeCam {t.lecam_weight:g}"] if t.lecam_weight else []
     regularisers += [f"first {t.freeze_d} D blocks frozen"] if t.freeze_d else []
     best = f", best.pt by {t.best_by}" if t.eval_every else ""
+    best += f", patience {t.patience} evaluations" if t.patience else ""
     return (f"{cfg.data.num_images} images: {classes}, {augment}, D with {norm}, {t.loss} loss"
             f"{''.join(', ' + r for r in regularisers)}{best}")
 
@@ -202,20 +213,23 @@ def _train(cfg: RunConfig, resume: Checkpoint | None, device: torch.device, log,
 def _train_in(run_dir: Path, cfg: RunConfig, state: TrainingState, dataset: ImageDataset, evaluator, start: int,
               resume: Checkpoint | None, device: torch.device, amp, log) -> TrainResult:
     main = state.ranks.main
-    best_score = best_score_so_far(run_dir, evaluator, cfg.train.best_by, log) if evaluator and main else math.inf
+    best = best_so_far(run_dir, evaluator, cfg.train.best_by, log) if evaluator and main else (math.inf, None)
     if main:
         save_config(run_dir, cfg)
     _announce(run_dir, cfg, state.ranks, device, amp, resume, start, log)
-    run = Run(run_dir, cfg, state, dataset, evaluator, start, best_score, log)
+    run = Run(run_dir, cfg, state, dataset, evaluator, start, best, log)
     try:
         run.begin(start)
-        step, checkpoint = _loop(run, start, amp)
+        step, checkpoint, stopped_early = _loop(run, start, amp)
     finally:
         run.close()
-    interrupted = step < cfg.train.steps
+    interrupted = step < cfg.train.steps and not stopped_early
     if interrupted:
         log(f"stopped at step {step}; checkpoint {checkpoint}. Continue with: gan train --resume {run_dir}")
-    return TrainResult(run_dir, step, checkpoint, interrupted)
+    else:  # the run's last word: the classes whose labels do not hold, from its last evaluation
+        for line in label_warnings(run.last_scores, cfg.model.conditional):
+            log(line)
+    return TrainResult(run_dir, step, checkpoint, interrupted, stopped_early)
 
 
 def _announce(run_dir: Path, cfg: RunConfig, ranks: Ranks, device: torch.device, amp, resume: Checkpoint | None,
@@ -228,11 +242,12 @@ def _announce(run_dir: Path, cfg: RunConfig, ranks: Ranks, device: torch.device,
     log(_describe(cfg))
 
 
-def _loop(run: Run, start: int, amp) -> tuple[int, Path | None]:
-    """Steps from `start` to --steps, with what falls due after each; returns the last step and checkpoint."""
+def _loop(run: Run, start: int, amp) -> tuple[int, Path | None, bool]:
+    """Steps from `start` to --steps, with what falls due after each; returns the last step, its checkpoint and
+    whether --patience ended the run there."""
     cfg, state = run.cfg, run.state
     t, ranks = cfg.train, state.ranks
-    step, checkpoint, window = start, None, []
+    step, checkpoint, window, patience_ran_out = start, None, [], False
     with StopSignals() as stop:
         for step in range(start + 1, t.steps + 1):
             window.append(train_step(state, cfg, amp, step))
@@ -245,13 +260,28 @@ def _loop(run: Run, start: int, amp) -> tuple[int, Path | None]:
             last = step == t.steps or stopping
             if last or step % t.log_every == 0 or step % t.checkpoint_every == 0:
                 run.report(window, step)
+            # Before the checkpoint, which holds what the evaluation counted for --patience: a resume then goes on
+            # exactly, and a run that --patience ends gets its final report, grid and checkpoint.
+            if run.evaluator and not stopping and (step == t.steps or step % t.eval_every == 0):
+                patience_ran_out = _evaluate(run, step, saving=last or step % t.checkpoint_every == 0)
+                if patience_ran_out and window:
+                    run.report(window, step)
+                last = last or patience_ran_out
             if last or step % t.image_every == 0:
                 run.save_grid(step)
             if last or step % t.checkpoint_every == 0:
                 checkpoint = run.save(step)
-            # After the checkpoint, so that a failing evaluation never costs training steps.
-            if run.evaluator and not stopping and (step == t.steps or step % t.eval_every == 0):
-                run.evaluate(step)
-            if stopping:
+            if last:
                 break
-    return step, checkpoint
+    return step, checkpoint, patience_ran_out
+
+
+def _evaluate(run: Run, step: int, saving: bool) -> bool:
+    """run.evaluate(step); when it fails, the checkpoint due at this step is still written before the error goes
+    on, so that a failing evaluation never costs training steps."""
+    try:
+        return run.evaluate(step)
+    except Exception:
+        if saving:
+            run.save(step)
+        raise

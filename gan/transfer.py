@@ -12,7 +12,7 @@ from torch import nn
 from gan.checkpoint import Checkpoint, load_checkpoint, pick_checkpoint
 from gan.config import RunConfig
 from gan.errors import GanError
-from gan.models import Discriminator, class_parameter_names
+from gan.models import class_parameter_names
 from gan.options import shape_differences, shape_settings
 
 
@@ -52,7 +52,7 @@ def start_from(networks: dict[str, nn.Module], source: Checkpoint, cfg: RunConfi
             f"{', '.join(saved.data.class_names)}): the class embeddings start from fresh initial weights")
 
 
-def freeze_blocks(D: Discriminator, count: int, resolution: int) -> list[nn.Parameter]:
+def freeze_blocks(D: nn.Module, count: int, resolution: int) -> list[nn.Parameter]:
     """Freeze D's first `count` blocks; returns the parameters that still train."""
     blocks = D.blocks()
     if count > len(blocks):

@@ -25,8 +25,8 @@ from gan.folders import check_folder
 from gan.judge import agreement
 from gan.metrics import CopyDetector, precision_recall
 from gan.options import to_dict
-from gan.value_report import (BOTH, CLASSICAL, ONLY, REAL, SYNTHETIC, ValueResult, combine_diagnoses, condition_report,
-                              gains, harm, verdict, write_report)
+from gan.value_report import (BOTH, CLASSICAL, ONLY, REAL, SYNTHETIC, ValueResult, at, combine_diagnoses, conclusions,
+                              condition_report, write_report)
 
 _CLASSICAL_STREAM, _SYNTHETIC_STREAM = 1, 2  # seeds of the augmentation and of the synthetic subset, per seed
 
@@ -112,39 +112,41 @@ def _load_sets(cfg: ValueConfig, log) -> _Sets:
     return sets
 
 
-def _wanted(sets: _Sets, cfg: ValueConfig, c: int) -> int:
-    """Synthetic images of class c that --synthetic-ratio asks for."""
-    return round(cfg.synthetic_ratio * int((sets.train.labels == c).sum()))
+def _wanted(sets: _Sets, share: float, c: int) -> int:
+    """Synthetic images of class c that `share` (of --synthetic-ratio) asks for."""
+    return round(share * int((sets.train.labels == c).sum()))
 
 
 def _note_short_classes(sets: _Sets, cfg: ValueConfig, log) -> None:
+    share = max(cfg.shares())  # a class short at a smaller share is short at the largest
     for c, name in enumerate(sets.class_names):
         available = int((sets.synthetic.labels == c).sum())
-        if _wanted(sets, cfg, c) > available:
-            log(f"note: --synthetic-ratio {cfg.synthetic_ratio:g} asks for {_wanted(sets, cfg, c)} synthetic {name} "
+        if _wanted(sets, share, c) > available:
+            log(f"note: --synthetic-ratio {share:g} asks for {_wanted(sets, share, c)} synthetic {name} "
                 f"images; {cfg.synthetic} has {available}, and all of them are used")
 
 
-def _mixed(sets: _Sets, cfg: ValueConfig, seed: int) -> tuple[TrainingSet, int]:
-    """The real images plus --synthetic-ratio synthetic images per real one of each class (a different random
-    subset for each seed; all there are when a class has fewer), and how many synthetic images that is."""
+def _mixed(sets: _Sets, share: float, seed: int) -> tuple[TrainingSet, int]:
+    """The real images plus `share` synthetic images per real one of each class (a different random subset for
+    each seed; all there are when a class has fewer), and how many synthetic images that is. The subsets of one
+    seed are nested, a smaller share taking the first of the same draw, so shares differ by their share alone."""
     real, synthetic = sets.train, sets.synthetic
     generator = torch.Generator().manual_seed(seed * 8 + _SYNTHETIC_STREAM)
     picks = []
     for c in range(len(sets.class_names)):
         available = (synthetic.labels == c).nonzero().flatten()
-        picks.append(available[torch.randperm(len(available), generator=generator)[:_wanted(sets, cfg, c)]])
+        picks.append(available[torch.randperm(len(available), generator=generator)[:_wanted(sets, share, c)]])
     pick = torch.cat(picks)
     return TrainingSet(torch.cat([real.images, synthetic.images[pick]]),
                        torch.cat([real.labels, synthetic.labels[pick]])), len(pick)
 
 
-def _training_set(condition: str, sets: _Sets, cfg: ValueConfig, seed: int) -> tuple[TrainingSet, int]:
-    """What `condition` trains on for `seed`, and how many synthetic images that holds."""
-    if condition == REAL or condition == CLASSICAL:
+def _training_set(kind: str, sets: _Sets, share: float, seed: int) -> tuple[TrainingSet, int]:
+    """What a configuration of `kind` (REAL ... ONLY) trains on for `seed`, and how many synthetic images that holds."""
+    if kind == REAL or kind == CLASSICAL:
         return sets.train, 0
-    mixed, count = _mixed(sets, cfg, seed)
-    if condition == ONLY:
+    mixed, count = _mixed(sets, share, seed)
+    if kind == ONLY:
         return TrainingSet(mixed.images[-count:], mixed.labels[-count:]), count
     return mixed, count
 
@@ -157,10 +159,18 @@ def _warn_unused(cfg: ValueConfig, log) -> None:
         log("warning: --ops and --strength have no effect without --classical")
 
 
-def _conditions(cfg: ValueConfig) -> list[str]:
+def _conditions(cfg: ValueConfig) -> list[tuple[str, str, float]]:
+    """(name, kind, synthetic images per real one) of every configuration to train: real images (and classical
+    augmentation), then synthetic images mixed in at each share, then the synthetic images alone, as many as at the
+    largest share."""
+    planned = [(kind, kind, 0.0) for kind in ([REAL, CLASSICAL] if cfg.classical else [REAL])]
     if cfg.synthetic:
-        return [REAL, CLASSICAL, SYNTHETIC, BOTH, ONLY] if cfg.classical else [REAL, SYNTHETIC, ONLY]
-    return [REAL, CLASSICAL] if cfg.classical else [REAL]
+        shares = cfg.shares()
+        for share in shares:
+            tag = share if len(shares) > 1 else None  # one share keeps the plain names
+            planned += [(at(kind, tag), kind, share) for kind in ([SYNTHETIC, BOTH] if cfg.classical else [SYNTHETIC])]
+        planned.append((ONLY, ONLY, shares[-1]))
+    return planned
 
 
 def _diagnose(model: torch.nn.Module, sets: _Sets, device: torch.device) -> dict:
@@ -192,31 +202,29 @@ def measure_value(cfg: ValueConfig, log: Callable[[str], None] = print) -> Value
     real = sets.train
     classes = len(sets.class_names)
     steps = cfg.epochs * math.ceil(len(real.labels) / cfg.batch_size)
-    log(f"training {len(_conditions(cfg)) * cfg.seeds} classifiers of {steps} steps on {device}: "
-        f"{', '.join(_conditions(cfg))}; {cfg.seeds} seeds each")
+    planned = _conditions(cfg)
+    log(f"training {len(planned) * cfg.seeds} classifiers of {steps} steps on {device}: "
+        f"{', '.join(name for name, _, _ in planned)}; {cfg.seeds} seeds each")
     judged_by = CLASSICAL if cfg.classical else REAL  # the judge of label agreement: trained as gan.judge trains
     results, used, diagnoses = {}, 0, []
-    for condition in _conditions(cfg):
+    for name, kind, share in planned:
         runs = []
-        for seed in range(cfg.seeds):
-            data, count = _training_set(condition, sets, cfg, seed)
+        for seed in range(cfg.seeds):  # the same seeds for every configuration: the gains are paired by seed
+            data, count = _training_set(kind, sets, share, seed)
             used = max(used, count)
             augment = None
-            if condition in (CLASSICAL, BOTH):
+            if kind in (CLASSICAL, BOTH):
                 generator = torch.Generator().manual_seed(seed * 8 + _CLASSICAL_STREAM)
                 augment = batch_augmenter(parse_ops(cfg.ops), cfg.strength, generator)
             model = train_classifier(data, classes, steps, cfg.batch_size, seed, device, augment)
             runs.append(accuracy(predict(model, sets.test.images, device), sets.test.labels, classes))
-            if condition == judged_by and sets.synthetic is not None:  # what a classifier of real images sees
+            if kind == judged_by and sets.synthetic is not None:  # what a classifier of real images sees
                 diagnoses.append(_diagnose(model, sets, device))
-        results[condition] = condition_report(runs, sets.class_names)
-        log(f"  {condition:28} {100 * results[condition]['mean']:5.1f} ± {100 * results[condition]['std']:.1f}% "
-            f"test accuracy")
+        results[name] = condition_report(runs, sets.class_names)
+        log(f"  {name:34} {100 * results[name]['mean']:5.1f} ± {100 * results[name]['std']:.1f}% test accuracy")
     diagnosis = combine_diagnoses(diagnoses, sets.class_names) if diagnoses else None
     report = {
-        "harm": harm(results, diagnosis) if diagnosis else None,
-        "verdict": verdict(results),
-        "gains": gains(results),
+        **conclusions(results, cfg.shares() if sets.synthetic is not None else (), diagnosis),
         "conditions": results,
         "classes": sets.class_names,
         "train_images": len(real.labels),

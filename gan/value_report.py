@@ -59,10 +59,31 @@ def paired_gain(with_it: list[float], without: list[float]) -> dict:
     return {"mean": summary["mean"], "half_width": half_width, "seeds": n}
 
 
-def gains(results: dict[str, dict]) -> dict[str, dict]:
-    """Every comparison the trained configurations allow, by name ('synthetic images over ...')."""
-    return {f"{subject} {against}": paired_gain(results[a]["accuracy"], results[b]["accuracy"])
-            for subject, against, a, b in COMPARISONS if a in results and b in results}
+def at(condition: str, share: float | None) -> str:
+    """The name of `condition` with `share` synthetic images per real one: 'real + synthetic x0.25' where several
+    shares are measured; None (one share) keeps the plain names, and so does a condition without synthetic images."""
+    if share is None or condition not in (SYNTHETIC, BOTH):
+        return condition
+    return f"{condition} x{share:g}"
+
+
+def _measured(results: dict[str, dict], share: float | None) -> list[tuple[tuple, str, dict]]:
+    """(comparison, its subject as reported, its paired gain) of every comparison the trained configurations allow
+    at `share` (see `at`), in the order of COMPARISONS; the subject names the share where it is one of several."""
+    made = []
+    for comparison in COMPARISONS:
+        subject, _, a, b = comparison
+        with_it, without = at(a, share), at(b, share)
+        if with_it in results and without in results:
+            if (with_it, without) != (a, b):
+                subject = f"{subject} ({share:g} per real image)"
+            made.append((comparison, subject, paired_gain(results[with_it]["accuracy"], results[without]["accuracy"])))
+    return made
+
+
+def gains(results: dict[str, dict], share: float | None = None) -> dict[str, dict]:
+    """Every comparison the trained configurations allow at `share`, by name ('synthetic images over ...')."""
+    return {f"{subject} {comparison[1]}": gain for comparison, subject, gain in _measured(results, share)}
 
 
 def _sentence(subject: str, against: str, gain: dict) -> str:
@@ -77,27 +98,61 @@ def _sentence(subject: str, against: str, gain: dict) -> str:
     return f"{subject} did not help: {mean:+.1f} ± {half:.1f} points {against}"
 
 
-def verdict(results: dict[str, dict]) -> str:
+def verdict(results: dict[str, dict], share: float | None = None) -> str:
     """The headline comparison in a sentence (± is the 95% interval of the gain, paired by seed: a gain counts
     when the interval excludes 0); with both synthetic and classical, also synthetic instead of classical."""
-    found = gains(results)
-    made = [(subject, against) for subject, against, _, _ in COMPARISONS if f"{subject} {against}" in found]
+    made = _measured(results, share)
     if not made:
         return f"real images alone: {100 * results[REAL]['mean']:.1f}% test accuracy (nothing to compare with)"
-    shown = made[:1] + ([COMPARISONS[2][:2]] if made[0] == COMPARISONS[0][:2] else [])
-    return "; ".join(_sentence(subject, against, found[f"{subject} {against}"]) for subject, against in shown)
+    shown = made[:1]
+    if made[0][0] == COMPARISONS[0]:  # over classical augmentation: say too whether they could replace it
+        shown += [m for m in made if m[0] == COMPARISONS[2]]
+    return "; ".join(_sentence(subject, comparison[1], gain) for comparison, subject, gain in shown)
 
 
-def harm(results: dict[str, dict], diagnosis: dict) -> str | None:
+def harm(results: dict[str, dict], diagnosis: dict, share: float | None = None) -> str | None:
     """'HARM: ...' when adding the synthetic images lowered accuracy (the mean gain below 0, and below 0 with
     95% confidence when there are several seeds), with its size and the likeliest cause; else None."""
-    found = gains(results)
-    for subject, against, _, _ in HARMFUL:
-        gain = found.get(f"{subject} {against}")
-        if gain and gain["mean"] < 0 and (gain["half_width"] is None or gain["mean"] + gain["half_width"] < 0):
-            size = f"{-gain['mean']:.1f}" + (f" ± {gain['half_width']:.1f}" if gain["half_width"] is not None else "")
-            return f"HARM: the synthetic images lowered accuracy by {size} points {against}. {_cause(diagnosis)}"
+    for comparison, subject, gain in _measured(results, share):
+        below_zero = gain["mean"] < 0 and (gain["half_width"] is None or gain["mean"] + gain["half_width"] < 0)
+        if comparison in HARMFUL and below_zero:
+            return (f"HARM: the {subject} lowered accuracy by {_points(-gain['mean'], gain)} points {comparison[1]}. "
+                    f"{_cause(diagnosis)}")
     return None
+
+
+def _points(value: float, gain: dict, sign: str = "") -> str:
+    """'3.1 ± 0.8' (± the gain's 95% half-width; '3.1' alone with one seed)."""
+    return f"{value:{sign}.1f}" + (f" ± {gain['half_width']:.1f}" if gain["half_width"] is not None else "")
+
+
+def best_share(results: dict[str, dict], shares: tuple[float, ...]) -> dict | None:
+    """Of several shares of synthetic images, the one whose addition helped most: the highest mean gain paired by
+    seed (over classical augmentation, else over real images alone), beside that gain at every share; None for
+    fewer than two shares."""
+    if len(shares) < 2:
+        return None
+    headline = {}
+    for share in shares:
+        comparison, _, headline[share] = next(m for m in _measured(results, share) if m[0] in HARMFUL)
+    best = max(shares, key=lambda share: headline[share]["mean"])  # on a tie, the fewest synthetic images
+    return {"best": best, "against": comparison[1], "gains": {f"{share:g}": gain for share, gain in headline.items()}}
+
+
+def conclusions(results: dict[str, dict], shares: tuple[float, ...], diagnosis: dict | None) -> dict:
+    """value.json's reading of the accuracies: the shout of harm, the verdict, every gain and, where several
+    `shares` of synthetic images were measured (none: no synthetic images), the best one, which the verdict and
+    the harm are about."""
+    sweep = best_share(results, shares)
+    share = sweep["best"] if sweep else None
+    found = {}
+    for each in shares if sweep else (None,):
+        found.update(gains(results, each))
+    said = verdict(results, share)
+    if sweep:
+        said += f"; {share:g} per real image did best of the {len(shares)} shares measured"
+    return {"harm": harm(results, diagnosis, share) if diagnosis else None, "verdict": said, "gains": found,
+            "share_sweep": sweep}
 
 
 def _cause(d: dict) -> str:
@@ -141,7 +196,7 @@ def write_report(report: dict, out: Path) -> ValueResult:
     path = out / "value.json"
     write_text(path, json.dumps(report, indent=2) + "\n")
     chart = out / "accuracy.png"
-    draw_chart(report["conditions"], chart)
+    draw_chart(report["conditions"], chart, report["share_sweep"]["best"] if report["share_sweep"] else None)
     markdown = out / "report.md"
     write_text(markdown, render_markdown(report, chart.name))
     return ValueResult(report, path, markdown, chart)
@@ -155,7 +210,7 @@ def render_markdown(report: dict, chart: str) -> str:
     for condition, r in report["conditions"].items():
         per = " | ".join("-" if r["per_class"][n] is None else f"{100 * r['per_class'][n]:.1f}" for n in names)
         rows.append(f"| {condition} | {100 * r['mean']:.1f} ± {100 * r['std']:.1f} | {per} |")
-    settings = report["settings"]
+    settings, sweep = report["settings"], report["share_sweep"]
     lines = ["# Does it help?", ""]
     if report["harm"]:
         lines += [f"**{report['harm']}.**", ""]
@@ -164,11 +219,14 @@ def render_markdown(report: dict, chart: str) -> str:
         head, rule, *rows, "",
         f"Test accuracy in % on {report['test_images']} real test images (mean ± std over {settings['seeds']} seeds; "
         f"per-class columns: the mean). {report['train_images']} real training images"
-        + (f", {report['synthetic_used']} synthetic ones mixed in (ratio {report['synthetic_ratio']:.2f} per real "
-           f"image, of {report['synthetic_images']} available)" if report["synthetic_images"] else "")
+        + (f", {'up to ' if sweep else ''}{report['synthetic_used']} synthetic ones mixed in (ratio "
+           f"{report['synthetic_ratio']:.2f} per real image{' at the largest share' if sweep else ''}, of "
+           f"{report['synthetic_images']} available)" if report["synthetic_images"] else "")
         + f"; {report['steps']} steps of {settings['batch_size']} at {settings['resolution']} px for every "
           f"configuration, on {report['device']}, in {report['seconds']:.0f} s.",
     ]
+    if sweep:
+        lines += ["", *_sweep_markdown(sweep, settings["seeds"])]
     if "diagnosis" in report:
         d = report["diagnosis"]
         per = ", ".join(f"{name} {100 * v:.0f}%" for name, v in d["label_agreement"]["per_class"].items()
@@ -182,8 +240,24 @@ def render_markdown(report: dict, chart: str) -> str:
     return "\n".join(lines)
 
 
-def draw_chart(conditions: dict[str, dict], path: Path) -> None:
-    """A bar chart of mean test accuracy with ± std error bars, one bar per configuration."""
+def _sweep_markdown(sweep: dict, seeds: int) -> list[str]:
+    """The gain of adding synthetic images at every share measured, the best in bold, and why to confirm it."""
+    best = f"{sweep['best']:g}"
+    rows = []
+    for share, gain in sweep["gains"].items():
+        bold = "**" if share == best else ""
+        rows.append(f"| {bold}{share}{bold} | {bold}{_points(gain['mean'], gain, '+')}{bold} |")
+    return [f"Which share helps most: the gain in accuracy of adding synthetic images {sweep['against']}, in points, "
+            f"paired by seed (mean ± 95% half-width over {seeds} seeds):", "",
+            "| synthetic images per real one | gain (points) |", "|---|---|", *rows, "",
+            f"The best is {best} per real image (`gan sample --per-real {best}` exports that many). Being the best of "
+            f"{len(sweep['gains'])} shares measured on the same test set, its gain is an optimistic estimate: confirm "
+            f"it on test images that took no part in the choice."]
+
+
+def draw_chart(conditions: dict[str, dict], path: Path, best: float | None = None) -> None:
+    """A bar chart of mean test accuracy with ± std error bars, one bar per configuration; the bars of the `best`
+    share of synthetic images (when several were measured) outlined."""
     width, height, left, bottom, top = 200 * len(conditions) + 80, 380, 60, 60, 50
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
@@ -196,15 +270,19 @@ def draw_chart(conditions: dict[str, dict], path: Path) -> None:
     for tick in range(0, 101, 20):
         draw.line([(left, y(tick / 100)), (width - 20, y(tick / 100))], fill="#dddddd")
         draw.text((left - 8, y(tick / 100)), f"{tick}%", fill="black", font=font, anchor="rm")
-    colours = ("#8c8c8c", "#4c78a8", "#f58518", "#54a24b")
+    colours = {REAL: "#8c8c8c", CLASSICAL: "#4c78a8", SYNTHETIC: "#f58518", BOTH: "#54a24b", ONLY: "#b279a2"}
     for i, (name, r) in enumerate(conditions.items()):
         x0 = left + 40 + 200 * i
-        draw.rectangle([x0, y(r["mean"]), x0 + 110, y(0)], fill=colours[i % len(colours)])
+        kind = name.split(" x")[0]  # the name without the share `at` adds: one colour per kind, whatever the share
+        outlined = best is not None and name in (at(SYNTHETIC, best), at(BOTH, best))
+        draw.rectangle([x0, y(r["mean"]), x0 + 110, y(0)], fill=colours[kind], outline="black" if outlined else None,
+                       width=3)
         centre, low, high = x0 + 55, y(max(0.0, r["mean"] - r["std"])), y(min(1.0, r["mean"] + r["std"]))
         draw.line([(centre, low), (centre, high)], fill="black", width=2)
         for end in (low, high):
             draw.line([(centre - 10, end), (centre + 10, end)], fill="black", width=2)
         draw.text((centre, high - 4), f"{100 * r['mean']:.1f}%", fill="black", font=font, anchor="md")
         draw.text((centre, y(0) + 8), name, fill="black", font=font, anchor="ma")
-    draw.text((left, 8), "test accuracy (mean ± std over seeds)", fill="black", font=font)
+    best_bars = f"; outlined: the share that helped most, {best:g} per real image" if best is not None else ""
+    draw.text((left, 8), f"test accuracy (mean ± std over seeds){best_bars}", fill="black", font=font)
     atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))

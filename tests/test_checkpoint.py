@@ -112,7 +112,7 @@ def test_an_older_checkpoint_loads_and_resumes_as_the_run_it_was(tmp_path, class
     from gan.train import train
 
     cfg = tiny_config(class_folder, tmp_path / "runs", steps=2)
-    cfg.model.g_conditioning, cfg.train.eval_every = "concat", 0
+    cfg.model.g_conditioning, cfg.train.eval_every, cfg.train.class_weight = "concat", 0, 0.0  # as they trained
     run_dir = train(cfg, log=lambda _: None).run_dir
     file = run_dir / "checkpoint-0000002.pt"
     state = torch.load(file, weights_only=True)

@@ -115,7 +115,7 @@ def test_help_lists_every_flag_with_its_default(capsys):
         (["sample", "--run", "r", "--out", "o", "--min-confidence", "nan"],
          "error: --min-confidence must be a finite number, got nan"),
         (["value", "--train", "a", "--test", "b", "--out", "c", "--synthetic-ratio", "inf"],
-         "error: --synthetic-ratio must be a finite number, got inf"),
+         "error: --synthetic-ratio must be above 0 and at most 100, got inf"),
         (["augment", "--data", "a", "--out", "b", "--strength", "nan"], "error: --strength must be a finite number"),
         (["train", "--data", "x", "--augment", ""], "error: --augment is empty: name operations"),
         (["train", "--data", "x", "--r2-gamma", "-1"], "error: --r2-gamma must be 0 (off) or positive"),

@@ -217,3 +217,41 @@ def test_a_signal_to_one_process_stops_them_all_with_a_checkpoint(tmp_path):
     out, _ = _finish(proc)
     step = load_checkpoint(str(run)).step
     assert step % 5 == 0 and f"stopped at step {step}" in out
+
+
+def _patient_process(rank: int, port: int, cfg_state: dict, out: str) -> None:
+    """One of two processes of a run with --patience 2, whose evaluations score (class KID, agreement) as scripted:
+    the first process alone sees scores (as with the real evaluator), so only its word can stop the other."""
+    import gan.evaluate
+    from gan.train import train
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
+                      WORLD_SIZE="2")
+    script = iter([(5.0, 0.5), (6.0, 0.4), (6.0, 0.5)])  # no gain at steps 2 and 3: it stops at 3
+
+    def evaluate(self, G):
+        kid, agreement = next(script)
+        return {"kid": kid, "class_kid": kid, "label_agreement": agreement, "judge_accuracy": 1.0,
+                "label_agreement_classes": {"cats": agreement, "dogs": agreement}} if rank == 0 else None
+
+    gan.evaluate.Evaluator.evaluate = evaluate
+    with joined("cpu") as ranks:
+        result = train(from_dict(RunConfig, cfg_state), log=lambda _: None, ranks=ranks)
+    (Path(out) / f"rank{rank}.txt").write_text(f"{result.step} {result.stopped_early}")
+
+
+def test_patience_stops_every_process_at_the_same_step(tmp_path):
+    write_images(tmp_path / "data" / "cats", 6, seed=1)
+    write_images(tmp_path / "data" / "dogs", 6, seed=2)
+    cfg = tiny_config(tmp_path / "data", tmp_path / "runs", steps=8)
+    cfg.train.eval_every, cfg.train.patience = 1, 2
+    cfg.data.cache_dir = str(tmp_path / "cache")
+    processes = mp.spawn(_patient_process, args=(_free_port(), to_dict(cfg), str(tmp_path)), nprocs=2, join=False)
+    deadline = time.time() + 240  # processes that disagreed would wait on each other for good
+    while not processes.join(timeout=max(deadline - time.time(), 0)):  # (it returns as each process ends)
+        if time.time() >= deadline:
+            for process in processes.processes:
+                process.kill()
+            pytest.fail("the processes did not stop together")
+    assert [(tmp_path / f"rank{r}.txt").read_text() for r in range(2)] == ["3 True", "3 True"]
+    assert load_checkpoint(str(tmp_path / "runs" / "00000-data")).state["stale_evaluations"].item() == 2

@@ -131,3 +131,74 @@ def test_an_unconditional_run_reports_no_agreement(tmp_path, flat_folder):
     report = evaluate_run(EvalConfig(run=str(run_dir), count=8), log=quiet).report
     assert "label_agreement" not in report and "class_kid" not in report
     assert "labels" not in format_report(report) and not (run_dir / JUDGE).exists()
+
+
+THREE = {"blue": (40, 40, 200), "green": (40, 200, 40), "red": (200, 40, 40)}  # classes 0, 1, 2
+
+
+class PaintsEachClass(torch.nn.Module):
+    """A 16-px generator of flat colours: each label's colour, or (label_blind) class 0's whatever the label."""
+
+    z_dim = 8
+
+    def __init__(self, label_blind: bool):
+        super().__init__()
+        self.label_blind = label_blind
+        self.colours = torch.tensor(list(THREE.values()), dtype=torch.float32) / 127.5 - 1  # (3 classes, RGB)
+
+    def forward(self, z, labels):
+        classes = torch.zeros_like(labels) if self.label_blind else labels
+        return self.colours[classes].view(-1, 3, 1, 1).expand(-1, 3, 16, 16)
+
+
+@pytest.fixture(scope="module")
+def three_colours(tmp_path_factory):
+    """An evaluator of 30 samples against blue, green and red images, with a judge trained on them."""
+    from gan.config import DataConfig, MetricsConfig, RunConfig
+    from gan.data import load_dataset
+    from gan.evaluate import Evaluator
+    from gan.features import load_feature_space
+
+    base = tmp_path_factory.mktemp("colours")
+    rng = np.random.default_rng(0)
+    for name, colour in THREE.items():
+        (base / name).mkdir()
+        for i in range(10):
+            pixels = np.clip(np.array(colour) + rng.normal(0, 30, (16, 16, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(base / name / f"{i}.png")
+    cfg = RunConfig(data=DataConfig(path=str(base), resolution=16, workers=1, cache=False))
+    dataset = load_dataset(cfg.data, quiet)
+    cpu = torch.device("cpu")
+    judge = train_judge(dataset, cfg, cpu)
+    return Evaluator(load_feature_space(MetricsConfig("random"), cpu, quiet), dataset, dataset.class_names, True, 30,
+                     cpu, judge=lambda: judge)
+
+
+@pytest.mark.parametrize("label_blind", [True, False], ids=["ignores-its-labels", "follows-them"])
+def test_a_generator_that_ignores_its_labels_is_caught_by_agreement_and_warned_about(three_colours, label_blind):
+    from gan.judge import label_warnings
+
+    scores = three_colours.evaluate(PaintsEachClass(label_blind))
+    warnings = label_warnings(scores, "on")
+    if label_blind:  # only class 0's samples show their class: agreement 1 / number of classes
+        assert scores["label_agreement"] == pytest.approx(1 / 3, abs=0.05)
+        assert scores["label_agreement_classes"] == {"blue": 1.0, "green": 0.0, "red": 0.0}
+        assert [line.split(":")[0] for line in warnings] == ["class 'green'", "class 'red'"]
+        assert warnings[0].startswith("class 'green': only 0% of its samples are recognisably green (the bar is 80%")
+        assert "Fix: train with --conditional per-class" in warnings[0]
+    else:
+        assert scores["label_agreement"] == 1.0 and warnings == []
+
+
+def test_a_class_warning_says_when_the_judge_is_too_weak_to_trust_and_suits_a_per_class_run():
+    from gan.judge import label_warnings
+
+    scores = {"label_agreement_classes": {"cats": 0.9, "dogs": 0.34, "mice": None}, "judge_accuracy": 0.62}
+    [line] = label_warnings(scores, "on")
+    assert line.startswith("class 'dogs': only 34% of its samples are recognisably dogs (the bar is 80%; a rough "
+                           "figure: the run's judge is right on only 62% of held-out images): its labels do not hold")
+    [line] = label_warnings({**scores, "judge_accuracy": None}, "per-class")
+    assert "too few images to measure the run's judge" in line and "--conditional per-class" not in line
+    assert "train longer or add images of that class" in line
+    assert label_warnings({**scores, "judge_accuracy": 0.95}, "on")[0].count("rough") == 0
+    assert label_warnings(None, "on") == label_warnings({"kid": 0.1}, "off") == []

@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from gan.config import ModelConfig
-from gan.models import Discriminator, Generator, ema_decay_at, refresh_batchnorm_stats, update_ema
+from gan.models import (Discriminator, Generator, class_strength_at, discriminator, ema_decay_at, generator,
+                        refresh_batchnorm_stats, set_class_strength, update_ema)
 
 
 @pytest.mark.parametrize("resolution", [16, 32, 64, 128])
@@ -113,3 +114,43 @@ def test_the_class_term_reads_the_projection_scores_of_every_class():
     images, labels = torch.randn(5, 3, 16, 16), torch.tensor([0, 1, 2, 3, 1])
     logits, scores = D(images, labels, classes=True)
     assert scores.shape == (5, 4) and torch.allclose(logits, D(images, labels), atol=1e-5)
+
+
+def test_per_class_networks_give_each_row_to_its_own_class_member():
+    torch.manual_seed(0)
+    cfg = ModelConfig(z_dim=8, g_channels=4, d_channels=4, conditional="per-class", spectral_norm="on")
+    G, D = generator(cfg, 16, 3, num_classes=3).eval(), discriminator(cfg, 16, 3, num_classes=3).eval()
+    assert G.num_classes == 3 and G.z_dim == 8 and all(member.num_classes == 0 for member in G.members)
+    z, labels = torch.randn(6, 8), torch.tensor([2, 0, 1, 2, 0, 0])
+    with torch.no_grad():
+        images, logits = G(z, labels), D(torch.randn(6, 3, 16, 16), labels)
+        for i, c in enumerate(labels.tolist()):
+            torch.testing.assert_close(images[i], G.members[c](z[i : i + 1])[0])
+    assert images.shape == (6, 3, 16, 16) and logits.shape == (6,)
+    assert [len(block) for block in D.blocks()] == [3 * len(block) for block in D.members[0].blocks()]
+
+
+def test_a_per_class_member_learns_only_from_its_own_class():
+    cfg = ModelConfig(z_dim=8, g_channels=4, d_channels=4, conditional="per-class")
+    G = generator(cfg, 16, 3, num_classes=3)
+    G(torch.randn(4, 8), torch.tensor([0, 2, 0, 2])).square().mean().backward()
+    assert all(p.grad is None for p in G.members[1].parameters())
+    assert all(p.grad is not None for p in G.members[0].parameters())
+
+
+@pytest.mark.parametrize("conditioning", ["concat", "cbn"])
+def test_transitional_conditioning_blends_the_class_in_from_none(conditioning):
+    assert [class_strength_at(step, 8) for step in (0, 4, 6, 8, 20)] == [0.0, 0.0, 0.5, 1.0, 1.0]
+    torch.manual_seed(0)
+    cfg = ModelConfig(z_dim=8, g_channels=4, d_channels=4, g_conditioning=conditioning)
+    G, D = Generator(cfg, 16, 3, num_classes=3).eval(), Discriminator(cfg, 16, 3, num_classes=3).eval()
+    with torch.no_grad():
+        for norm in (m for m in G.modules() if hasattr(m, "shift")):
+            norm.shift.weight.normal_()  # as if trained: each class its own shift
+    z, images = torch.randn(1, 8).repeat(3, 1), torch.randn(1, 3, 16, 16).repeat(3, 1, 1, 1)
+    full = G(z, torch.arange(3)), D(images, torch.arange(3))
+    set_class_strength([G, D], 0.0)
+    none = G(z, torch.arange(3)), D(images, torch.arange(3))
+    assert torch.allclose(none[0][0], none[0][1]) and torch.allclose(none[1][0], none[1][2])  # the class is ignored
+    assert not torch.allclose(full[0][0], full[0][1]) and not torch.allclose(full[1][0], full[1][2])
+    assert "class_strength" not in G.state_dict()  # built at full strength: checkpoints are unchanged

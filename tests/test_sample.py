@@ -13,6 +13,7 @@ from PIL import Image
 import gan.sample as sample_module
 from helpers import fill_the_disk_after, tiny_config, write_images
 from gan.checkpoint import load_checkpoint, save_checkpoint
+from gan.cli import main
 from gan.config import SampleConfig
 from gan.errors import GanError
 from gan.sample import export
@@ -347,3 +348,24 @@ def test_a_class_named_like_the_manifest_is_refused_before_any_work(tmp_path):
     exported = export(SampleConfig(run=str(run), count=2, classes=["other"], out=str(tmp_path / "out")),
                       log=lambda _: None)
     assert listed(exported.manifest) == ["other/seed000000.png", "other/seed000001.png"]
+
+
+def test_per_real_exports_that_many_per_training_image_of_each_class(conditional_run, tmp_path):
+    out = tmp_path / "half"
+    assert main(["sample", "--run", str(conditional_run), "--per-real", "0.5", "--out", str(out),
+                 "--no-label-filter"]) == 0
+    assert [len(list((out / c).iterdir())) for c in ("cats", "dogs")] == [3, 1]  # trained on 6 cats and 2 dogs
+    few = export(SampleConfig(run=str(conditional_run), label_filter=False, per_real=0.1, out=str(tmp_path / "few")),
+                 log=lambda _: None)
+    assert sorted(f.parent.name for f in few.files) == ["cats", "dogs"]  # 0.6 and 0.2 images: each class gets one
+
+
+def test_per_real_is_refused_beside_another_count_and_on_an_unconditional_run(conditional_run, run_dir, tmp_path):
+    out = str(tmp_path / "o")
+    with pytest.raises(GanError, match="^--per-real and --per-class both say how many images to export: give one "):
+        export(SampleConfig(run=str(conditional_run), per_real=0.5, per_class=3, out=out), log=lambda _: None)
+    with pytest.raises(GanError, match="^--per-real and --count both say how many images to export: give one "):
+        export(SampleConfig(run=str(conditional_run), per_real=0.5, count=10, out=out), log=lambda _: None)
+    with pytest.raises(GanError, match="^--per-real: .* is an unconditional model, which cannot make a chosen class"):
+        export(SampleConfig(run=str(run_dir), per_real=0.5, out=out), log=lambda _: None)
+    assert not (tmp_path / "o").exists()

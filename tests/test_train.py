@@ -84,7 +84,8 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(class_folder, tmp_path)
     {"r1_gamma": 1.0, "r2_gamma": 2.0, "r1_every": 2, "gamma_final": 0.1, "gamma_decay_steps": 6},
     {"lecam_weight": 0.5},
     {"freeze_d": 1, "loss": "rpgan", "r2_gamma": 1.0, "r1_every": 2, "lecam_weight": 0.3},
-], ids=["rpgan", "r1-r2-decaying", "lecam", "freeze-d-and-all"])
+    {"class_blend_steps": 8, "class_weight": 0.5},
+], ids=["rpgan", "r1-r2-decaying", "lecam", "freeze-d-and-all", "transitional-conditioning"])
 def test_resume_is_bit_identical_with_each_loss_and_regulariser(class_folder, tmp_path, options):
     def settings(steps, out):
         cfg = tiny_config(class_folder, tmp_path / out, steps=steps)
@@ -106,6 +107,28 @@ def test_resume_is_bit_identical_with_each_loss_and_regulariser(class_folder, tm
         assert (name in stats[-1]) == (weight in options)
     if "lecam_weight" in options:
         assert a["lecam"]["real"] != 0 and a["lecam"]["fake"] != 0  # the moving averages are in the state
+
+
+def test_a_per_class_run_resumes_bit_identically_with_each_member_frozen_alike(class_folder, tmp_path):
+    def settings(steps, out):
+        cfg = tiny_config(class_folder, tmp_path / out, steps=steps)
+        cfg.model.conditional, cfg.train.freeze_d, cfg.train.augment_p = "per-class", 1, "0.5"
+        return cfg
+
+    full = train(settings(6, "a"), log=lambda _: None)
+    half = train(settings(3, "b"), log=lambda _: None)
+    checkpoint = load_checkpoint(str(half.run_dir))
+    assert checkpoint.saved_config().model.conditional == "per-class"
+    cfg = checkpoint.saved_config()
+    cfg.train.steps = 6
+    resumed = train(cfg, resume=checkpoint, log=lambda _: None)
+    a, b = load_checkpoint(str(full.checkpoint)).state, load_checkpoint(str(resumed.checkpoint)).state
+    assert_same_training_state(a, b)
+    # The frozen first block of every member: its weights (not spectral norm's power-iteration vectors) never move.
+    first = {name: value for name, value in a["D"].items()
+             if ".features.0." in name and (name.endswith("bias") or name.endswith("original"))}
+    assert {name.split(".")[1] for name in first} == {"0", "1"} and all(torch.equal(value, load_checkpoint(str(full.run_dir / "checkpoint-0000002.pt"))
+                                               .state["D"][name]) for name, value in first.items())
 
 
 def test_same_seed_repeats_a_run_and_another_seed_does_not(flat_folder, tmp_path):
@@ -256,7 +279,7 @@ def test_small_class_folder_data_gets_the_small_data_defaults(class_folder, tmp_
     saved = json.loads((result.run_dir / "config.json").read_text())
     assert saved["model"]["conditional"] == "on" and saved["model"]["spectral_norm"] == "on"
     assert saved["train"]["augment"] == "translation,cutout,color" and saved["train"]["augment_p"] == "auto"
-    assert "11 images: conditional on 2 classes (concat G), augment translation,cutout,color (p auto)" in "\n".join(lines)
+    assert "11 images: conditional on 2 classes (concat G, class term 1), augment translation,cutout,color (p auto)" in "\n".join(lines)
     stats = stats_records(result.run_dir)[-1]
     assert {"Augment/p", "Augment/rt"} <= stats.keys() and "Loss/R1" not in stats
     # one row of 8 per class, in the fakes grid and in the reals grid

@@ -14,11 +14,14 @@ from gan.value_report import BOTH, CLASSICAL, ONLY, REAL, SYNTHETIC
 COLOURS = {"red": (200, 40, 40), "blue": (40, 40, 200)}
 
 
-def coloured(folder, count, seed):
-    """Class folders a classifier can learn: mostly red images and mostly blue ones, with noise."""
+def coloured(folder, count, seed, swapped=False):
+    """Class folders a classifier can learn: mostly red images and mostly blue ones, with noise (`swapped`: the
+    red folder holds the blue images and the other way round)."""
     rng = np.random.default_rng(seed)
     for name, colour in COLOURS.items():
         (folder / name).mkdir(parents=True, exist_ok=True)
+        if swapped:
+            colour = COLOURS["blue" if name == "red" else "red"]
         for i in range(count):
             pixels = np.clip(np.array(colour) + rng.normal(0, 40, (16, 16, 3)), 0, 255).astype(np.uint8)
             Image.fromarray(pixels).save(folder / name / f"{seed}-{i}.png")
@@ -33,12 +36,12 @@ def folders(tmp_path):
 
 def settings(folders, out, **extra) -> ValueConfig:
     values = dict(train=folders["train"], test=folders["test"], synthetic=folders["synthetic"], classical=True,
-                  out=str(out), seeds=2, epochs=2, resolution=16, batch_size=4, device="cpu")
+                  out=str(out), seeds=2, epochs=2, resolution=16, batch_size=4, device="cpu", synthetic_ratio="1")
     return ValueConfig(**{**values, **extra})
 
 
 def test_the_report_compares_five_configurations_over_seeds(folders, tmp_path):
-    result = measure_value(settings(folders, tmp_path / "report", synthetic_ratio=0.5), log=lambda _: None)
+    result = measure_value(settings(folders, tmp_path / "report", synthetic_ratio="0.5"), log=lambda _: None)
     report = json.loads(result.json.read_text())
     assert list(report["conditions"]) == [REAL, CLASSICAL, SYNTHETIC, BOTH, ONLY]
     for condition in report["conditions"].values():
@@ -47,6 +50,7 @@ def test_the_report_compares_five_configurations_over_seeds(folders, tmp_path):
     assert report["synthetic_used"] == 4 and report["synthetic_ratio"] == 0.5  # 0.5 per real image, of 16 available
     assert (report["train_images"], report["test_images"], report["steps"]) == (8, 12, 4)
     assert report["verdict"].startswith("synthetic images ") and "classical augmentation" in report["verdict"]
+    assert report["share_sweep"] is None  # one share: nothing to choose between
     diagnosis = report["diagnosis"]
     assert diagnosis["judged_by"] == CLASSICAL and set(diagnosis["label_agreement"]["per_class"]) == {"red", "blue"}
     assert 0 <= diagnosis["label_agreement"]["mean"] <= 1 and 0 <= diagnosis["recall"] <= 1
@@ -103,7 +107,7 @@ def test_synthetic_images_are_mixed_in_per_class_and_every_batch_is_full(folders
 
     monkeypatch.setattr(value_module, "train_classifier", recording)
     lines = []
-    measure_value(settings(folders, tmp_path / "r", seeds=1, classical=False, synthetic_ratio=3), log=lines.append)
+    measure_value(settings(folders, tmp_path / "r", seeds=1, classical=False, synthetic_ratio="3"), log=lines.append)
     # ratio 3 asks for 12 a class; the 8 there are are all used; then the 8 alone (synthetic only)
     assert seen == [[4, 4], [4 + 8, 4 + 8], [8, 8]]
     assert sum("asks for 12 synthetic red images" in line for line in lines) == 1
@@ -147,3 +151,42 @@ def test_cli_prints_the_verdict_and_where_the_report_is(folders, tmp_path, capsy
     assert "real images alone:" in printed and f"report: {out / 'report.md'}" in printed
     assert main(["value", "--train", folders["train"], "--test", folders["test"], "--out", str(out)]) == 1
     assert "already holds" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("synthetic_are", ["right", "wrong"])
+def test_the_share_sweep_picks_the_share_that_helps_most(synthetic_are, tmp_path):
+    # The classifier learns what most of its training images say, and 3 synthetic images per real one outvote the
+    # real ones: right where the real images' colours say the opposite of the test images' (the largest share is
+    # best), wrong where the synthetic images are the mislabelled ones (the smallest is).
+    coloured(tmp_path / "test", 8, 1)
+    coloured(tmp_path / "train", 8, 0, swapped=synthetic_are == "right")
+    coloured(tmp_path / "synthetic", 24, 2, swapped=synthetic_are == "wrong")
+    folders = {name: str(tmp_path / name) for name in ("train", "test", "synthetic")}
+    cfg = settings(folders, tmp_path / "r", classical=False, synthetic_ratio="3,0.25", epochs=10)
+    result = measure_value(cfg, log=lambda _: None)
+    report = result.report
+    assert list(report["conditions"]) == [REAL, "real + synthetic x0.25", "real + synthetic x3", ONLY]
+    sweep = report["share_sweep"]
+    best, worst = ("3", "0.25") if synthetic_are == "right" else ("0.25", "3")
+    assert sweep["best"] == float(best) and sweep["against"] == "over real images alone"
+    assert sweep["gains"][best]["mean"] > sweep["gains"][worst]["mean"] + 25  # points, paired by seed
+    assert report["verdict"].startswith(f"synthetic images ({best} per real image) ")
+    assert report["verdict"].endswith(f"; {best} per real image did best of the 2 shares measured")
+    assert set(report["gains"]) == {f"synthetic images ({share} per real image) over real images alone"
+                                    for share in ("0.25", "3")} | {"synthetic images alone instead of the real ones"}
+    markdown = result.markdown.read_text()
+    assert f"| **{best}** | **{sweep['gains'][best]['mean']:+.1f} ± " in markdown
+    assert f"`gan sample --per-real {best}`" in markdown and "optimistic estimate" in markdown
+
+
+@pytest.mark.parametrize("ratio, message", [
+    ("", "--synthetic-ratio is empty: give synthetic images per real one, e.g. 0.5, or several"),
+    ("0.1,half", "--synthetic-ratio: 'half' is not a number: give synthetic images per real one"),
+    ("0.5,nan", "--synthetic-ratio must be above 0 and at most 100, got nan"),
+    ("0,1", "--synthetic-ratio must be above 0 and at most 100, got 0"),
+    ("101", "--synthetic-ratio must be above 0 and at most 100, got 101"),
+])
+def test_a_bad_synthetic_ratio_is_one_clear_line(ratio, message, capsys):
+    assert main(["value", "--train", "a", "--test", "b", "--out", "c", "--synthetic-ratio", ratio]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {message}") and err.count("\n") == 1
