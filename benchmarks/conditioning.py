@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from digits_data import write_split
+from gan.digits import write_split
 from gan.classify import TrainingSet, predict, train_classifier
 from gan.config import DataConfig, EvalConfig, RunConfig
 from gan.data import load_dataset

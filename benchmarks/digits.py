@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from conditioning import oracle
-from digits_data import write_split
+from gan.digits import write_split
 from gan.checkpoint import list_checkpoints, load_checkpoint
 from gan.classify import TrainingSet, accuracy, predict, train_classifier
 from gan.config import DataConfig, EvalConfig, RunConfig, SampleConfig, ValueConfig

@@ -1,7 +1,7 @@
 """Training speed, side by side in one process on one folder: the PyTorch DCGAN example's loop (re-implemented here
 from its description), our training step, the compute floor of our networks, and each data path alone.
 
-    python benchmarks/train_speed.py --data data/emoji [--steps 8 --repeats 3] [--variants] [--profile]
+    python benchmarks/train_speed.py --data data/emoji [--steps 8 --repeats 3] [--variants] [--profile] [--labels]
                                      [--device cuda] [--resolution 128]
 
 Same architecture for all (DCGAN at 64 px, ngf = ndf = 64, z 100, batch 64, BatchNorm in D, unconditional), so the
@@ -269,13 +269,42 @@ def time_losses(base: RunConfig, dataset, device: torch.device, args) -> None:
             setattr(cfg.train, name, value)
         return our_loop(cfg, dataset, device)[0]
 
-    rows = measure_turns([(name, lambda s=settings: case(s), args.steps, args.warmup)
-                          for name, settings in LOSS_CASES.items()], device, args.repeats)
+    time_against_first({name: lambda s=settings: case(s) for name, settings in LOSS_CASES.items()}, device, args)
+
+
+def time_against_first(cases: dict, device: torch.device, args) -> None:
+    """Our step in each case (name: a function making its run), in turns; each one's cost against the first's."""
+    rows = measure_turns([(name, make, args.steps, args.warmup) for name, make in cases.items()], device,
+                         args.repeats)
     print()
     print_table(rows)
     baseline = rows[0].median
     for row in rows[1:]:
         print(f"{row.name}: {baseline / row.median - 1:+.0%} time per step")
+
+
+LABEL_CASES = {  # name: (section, field) settings over `gan train`'s own defaults on class folders
+    "conditional, no class term (the earlier default)": {("train", "class_weight"): 0.0},
+    "conditional, class term 1 (the default)": {("train", "class_weight"): 1.0},
+    "transitional conditioning": {("train", "class_weight"): 1.0, ("train", "class_blend_steps"): 1000},
+    "per-class G and D": {("model", "conditional"): "per-class", ("train", "class_weight"): 0.0},
+    "per-class G and D, widths 32": {("model", "conditional"): "per-class", ("train", "class_weight"): 0.0,
+                                     ("model", "g_channels"): 32, ("model", "d_channels"): 32},
+}
+
+
+def time_label_cases(data: Path, dataset, device: torch.device, args) -> None:
+    """`gan train`'s defaults on class folders with each way of holding labels, in turns; the cost of each against
+    the earlier default's step."""
+    def case(settings: dict):
+        cfg = RunConfig()
+        cfg.data.path, cfg.data.resolution, cfg.train.device = str(data), args.resolution, args.device
+        for (section, name), value in settings.items():
+            setattr(getattr(cfg, section), name, value)
+        record_dataset(cfg, dataset, None, log=lambda _: None)
+        return our_loop(cfg, dataset, device)[0]
+
+    time_against_first({name: lambda s=settings: case(s) for name, settings in LABEL_CASES.items()}, device, args)
 
 
 def time_graphs(base: RunConfig, dataset, device: torch.device, args) -> None:
@@ -311,6 +340,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", action="store_true", help="print torch.profiler's table for our step")
     parser.add_argument("--graphs", action="store_true",
                         help="instead: our step eager, compiled and as CUDA graphs, against the compute floor")
+    parser.add_argument("--labels", action="store_true",
+                        help="instead: what each way of holding labels costs per step (gan train's defaults on class "
+                             "folders), against the earlier default's step")
     parser.add_argument("--losses", action="store_true",
                         help="instead: what each loss and regulariser costs per step, against the defaults' step "
                              "(use --steps 16, so that every repeat holds one lazy R1/R2 step)")
@@ -332,6 +364,9 @@ def main(argv: list[str] | None = None) -> None:
     dataset = load_dataset(our_config(data, args.device, "fp32", False, resolution=resolution).data, lambda _: None)
     if args.losses:
         time_losses(configured(default_precision, True), dataset, device, args)
+        return
+    if args.labels:
+        time_label_cases(data, dataset, device, args)
         return
     if args.graphs:
         time_graphs(configured(default_precision, True), dataset, device, args)

@@ -24,7 +24,7 @@ import torch
 
 from conditioning import oracle
 from digits import oracle_agreement
-from digits_data import write_split
+from gan.digits import write_split
 from gan.config import EvalConfig, RunConfig, SampleConfig, ValueConfig
 from gan.evaluate import evaluate_run
 from gan.sample import export
