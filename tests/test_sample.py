@@ -369,3 +369,27 @@ def test_per_real_is_refused_beside_another_count_and_on_an_unconditional_run(co
     with pytest.raises(GanError, match="^--per-real: .* is an unconditional model, which cannot make a chosen class"):
         export(SampleConfig(run=str(run_dir), per_real=0.5, out=out), log=lambda _: None)
     assert not (tmp_path / "o").exists()
+
+
+def test_a_per_class_run_exports_each_class_from_that_class_own_generator(tmp_path):
+    from gan.checkpoint import pick_checkpoint
+    from gan.generate import load_generator, noise_for_seeds
+    from gan.pixels import to_uint8
+
+    write_images(tmp_path / "pets" / "cats", 4, seed=1)
+    write_images(tmp_path / "pets" / "dogs", 4, seed=2)
+    cfg = tiny_config(tmp_path / "pets", tmp_path / "runs", steps=2)
+    cfg.model.conditional = "per-class"
+    run = train(cfg, log=lambda _: None).run_dir
+    out = tmp_path / "out"
+    result = export(SampleConfig(run=str(run), checkpoint="last", per_class=2, out=str(out), label_filter=False),
+                    log=lambda _: None)
+    G = load_generator(load_checkpoint(pick_checkpoint(str(run), "last")), torch.device("cpu"))
+    rows = list(csv.DictReader(result.manifest.open()))
+    assert sorted(row["class"] for row in rows) == ["cats", "cats", "dogs", "dogs"]
+    for row in rows:
+        own = {name: i for i, name in enumerate(("cats", "dogs"))}[row["class"]]
+        z = noise_for_seeds([int(row["seed"])], G.z_dim)
+        made_by = [to_uint8(member(z))[0].permute(1, 2, 0).numpy() for member in G.members]
+        saved = np.asarray(Image.open(out / row["file"]).convert("RGB"))
+        assert np.array_equal(saved, made_by[own]) and not np.array_equal(saved, made_by[1 - own])
