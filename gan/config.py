@@ -267,6 +267,9 @@ class RunConfig:
             self.train.augment = DEFAULT_POLICY if small else "none"
         if self.train.best_by == "auto" or self.model.conditional == "off":  # no classes, no per-class KID
             self.train.best_by = "kid" if self.model.conditional == "off" else "class_kid"
+        if self.train.class_blend_steps and self.model.conditional != "on":
+            raise GanError(f"--class-blend-steps blends the class into one conditional G and D, which --conditional "
+                           f"{self.model.conditional} does not train: drop it, or train with --conditional on")
 
 
 MIN_TRUNCATION = 0.05  # below this, redrawing until every coordinate fits would take very many draws
@@ -424,6 +427,6 @@ class ValueConfig:
             except ValueError:
                 raise GanError(f"--synthetic-ratio: {item!r} is not a number: {fix}") from None
             if not within.admits(share):
-                raise GanError(f"--synthetic-ratio must be {within}, got {item}")
+                raise GanError(f"--synthetic-ratio must be {within}, got {item}: {fix}")
             shares.add(share)
         return tuple(sorted(shares))

@@ -11,7 +11,7 @@ from torch import nn
 from gan import device as devices
 from gan.checkpoint import Checkpoint
 from gan.errors import GanError
-from gan.models import discriminator, generator
+from gan.models import class_strength_at, discriminator, generator, set_class_strength
 
 
 def _load_network(checkpoint: Checkpoint, build, key: str, device: torch.device) -> nn.Module:
@@ -21,6 +21,8 @@ def _load_network(checkpoint: Checkpoint, build, key: str, device: torch.device)
         network.load_state_dict(checkpoint.weights(key))
     except (RuntimeError, KeyError) as error:
         raise GanError(f"{checkpoint.path}: its {build.__name__} weights do not match its own config ({error})") from None
+    if cfg.train.class_blend_steps:  # a checkpoint from before the class counted fully is used as it was trained
+        set_class_strength([network], class_strength_at(checkpoint.step, cfg.train.class_blend_steps))
     return devices.place(network, device, devices.channels_last(device, compiled=False)).eval().requires_grad_(False)
 
 

@@ -41,6 +41,7 @@ def _add_class_strength(module: nn.Module) -> None:
 
 @torch.no_grad()
 def set_class_strength(networks: Iterable[nn.Module], strength: float) -> None:
+    """Set how much the class counts (see `_add_class_strength`) in every module of `networks` that has it."""
     for network in networks:
         for module in network.modules():
             if isinstance(getattr(module, "class_strength", None), torch.Tensor):

@@ -107,12 +107,10 @@ class Run:
             return
         cfg, device = self.cfg, self.state.device
         generator = seeded(cfg.train.seed, NORM_STREAM)
-        batches = []
-        for _ in range(4):
-            z = torch.randn(GRID_SIZE, cfg.model.z_dim, generator=generator).to(device)
-            labels = (torch.randint(cfg.num_classes, (GRID_SIZE,), generator=generator).to(device)
-                      if cfg.num_classes else None)
-            batches.append((z, labels))
+        # Every class in every batch, twice at least: each network of a per-class G measures its own statistics.
+        rows = max(GRID_SIZE, 2 * cfg.num_classes)
+        labels = (torch.arange(rows) % cfg.num_classes).to(device) if cfg.num_classes else None
+        batches = [(torch.randn(rows, cfg.model.z_dim, generator=generator).to(device), labels) for _ in range(4)]
         refresh_batchnorm_stats(self.state.nets.G_ema, batches)
         self.ema_stats_step = step
 

@@ -30,8 +30,11 @@ def train_step(state: TrainingState, cfg: RunConfig, amp: torch.dtype | None, st
     def seen_by_D(images: torch.Tensor) -> torch.Tensor:
         return diff_augment(images, state.policy, state.augment_p.p, state.augment_generator, state.ranks.share)
 
-    if t.class_blend_steps and labels is not None:
-        set_class_strength((nets.G, nets.D), class_strength_at(step, t.class_blend_steps))
+    class_weight = t.class_weight
+    if t.class_blend_steps and labels is not None:  # the moving-average G too: grids and evaluations use it
+        strength = class_strength_at(step, t.class_blend_steps)
+        set_class_strength((nets.G, nets.D, nets.G_ema), strength)
+        class_weight *= strength  # a G that cannot see the class yet cannot be asked to show it
     penalty_step = step % t.r1_every == 0
     r1_step, r2_step = t.r1_gamma > 0 and penalty_step, t.r2_gamma > 0 and penalty_step
     class_term = t.class_weight > 0 and cfg.model.conditional == "on"  # per-class networks have no class scores
@@ -47,7 +50,7 @@ def train_step(state: TrainingState, cfg: RunConfig, amp: torch.dtype | None, st
     class_loss = torch.zeros((), device=device)
     if class_term:  # D learns to tell the classes of real images apart ...
         class_loss = F.cross_entropy(real_out[1].float(), labels)
-        regularised = regularised + t.class_weight * class_loss
+        regularised = regularised + class_weight * class_loss
     for on, gamma, images, logits, latest in ((r1_step, t.r1_gamma, real, real_logits, "r1"),
                                               (r2_step, t.r2_gamma, fake_for_D, fake_logits, "r2")):
         if on:
@@ -71,7 +74,7 @@ def train_step(state: TrainingState, cfg: RunConfig, amp: torch.dtype | None, st
         real_now = state.D_for_G(seen_by_D(real.detach()), labels).float() if t.loss in PAIRED else None
         loss_G = g_loss((fake_out[0] if class_term else fake_out).float(), real_now)
         if class_term:  # ... and G to make images D puts in their class
-            loss_G = loss_G + t.class_weight * F.cross_entropy(fake_out[1].float(), labels)
+            loss_G = loss_G + class_weight * F.cross_entropy(fake_out[1].float(), labels)
     nets.opt_G.zero_grad(set_to_none=True)
     loss_G.backward()
     nets.opt_G.step()

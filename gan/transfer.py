@@ -40,6 +40,10 @@ def start_from(networks: dict[str, nn.Module], source: Checkpoint, cfg: RunConfi
             f"Drop those flags (the source's values are used then), or start from a run of the same shape."
         )
     new_classes = bool(cfg.num_classes) and saved.data.class_names != cfg.data.class_names
+    if new_classes and cfg.model.conditional == "per-class":  # class i's networks would start as another class's
+        raise GanError(f"cannot start from {source.path}: a per-class run starts each class from the source's networks "
+                       f"of that class, and its classes ({', '.join(saved.data.class_names)}) are not these "
+                       f"({', '.join(cfg.data.class_names)}); start from a per-class run of the same classes")
     for key, network in networks.items():
         fresh = class_parameter_names(network) if new_classes else set()
         own = network.state_dict()

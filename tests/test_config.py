@@ -60,3 +60,16 @@ def test_regularisation_and_augmentation_flags_are_checked(name, value, message)
     setattr(cfg.train, name, value)
     with pytest.raises(GanError, match=message):
         cfg.validate()
+
+
+
+def test_transitional_conditioning_needs_one_conditional_g_and_d():
+    cfg = RunConfig()
+    cfg.train.class_blend_steps = 100
+    for conditional, classes in (("per-class", 3), ("auto", 1)):
+        cfg.model.conditional = conditional
+        with pytest.raises(GanError, match="--class-blend-steps .* train with --conditional on"):
+            cfg.resolve_auto(num_images=50, num_classes=classes)
+    cfg.model.conditional = "auto"
+    cfg.resolve_auto(num_images=50, num_classes=3)
+    assert cfg.model.conditional == "on"

@@ -84,7 +84,7 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(class_folder, tmp_path)
     {"r1_gamma": 1.0, "r2_gamma": 2.0, "r1_every": 2, "gamma_final": 0.1, "gamma_decay_steps": 6},
     {"lecam_weight": 0.5},
     {"freeze_d": 1, "loss": "rpgan", "r2_gamma": 1.0, "r1_every": 2, "lecam_weight": 0.3},
-    {"class_blend_steps": 8, "class_weight": 0.5},
+    {"class_blend_steps": 6, "class_weight": 0.5},
 ], ids=["rpgan", "r1-r2-decaying", "lecam", "freeze-d-and-all", "transitional-conditioning"])
 def test_resume_is_bit_identical_with_each_loss_and_regulariser(class_folder, tmp_path, options):
     def settings(steps, out):

@@ -89,6 +89,19 @@ def test_an_unconditional_source_cannot_start_a_conditional_run(flat_folder, new
         train(cfg, log=lambda _: None)
 
 
+def test_a_per_class_run_starts_only_from_a_per_class_run_of_the_same_classes(class_folder, new_classes, tmp_path):
+    source_cfg = tiny_config(class_folder, tmp_path / "src", steps=1)
+    source_cfg.model.conditional = "per-class"
+    source = train(source_cfg, log=lambda _: None)
+    same = tiny_config(class_folder, tmp_path / "same", steps=1)
+    same.model.conditional, same.train.init_from = "per-class", str(source.checkpoint)
+    assert train(same, log=lambda _: None).checkpoint.exists()
+    other = tiny_config(new_classes, tmp_path / "other", steps=1)
+    other.model.conditional, other.train.init_from = "per-class", str(source.checkpoint)
+    with pytest.raises(GanError, match="start from a per-class run of the same classes"):
+        train(other, log=lambda _: None)
+
+
 def test_init_from_and_resume_together_are_refused(source_run, capsys):
     assert main(["train", "--resume", str(source_run), "--init-from", str(source_run)]) == 1
     assert "give one of them" in capsys.readouterr().err
