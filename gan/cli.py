@@ -319,7 +319,9 @@ def main(argv: list[str] | None = None) -> int:
 
         if not is_out_of_memory(error):
             raise
-        print(f"error: out of memory ({str(error).strip().splitlines()[0]}): lower --batch-size", file=sys.stderr)
+        detail = str(error).strip().splitlines()[:1]  # a MemoryError may come without a message
+        print(f"error: out of memory{''.join(f' ({line})' for line in detail)}: lower --batch-size, or the number "
+              f"or size of images asked for", file=sys.stderr)
         return 1
 
 

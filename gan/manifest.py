@@ -57,9 +57,12 @@ class Manifest:
         return len(own)
 
     def _is_ours(self, name: str) -> bool:
-        """A name an export writes: an image file, relative, inside `out` (a manifest is a file anyone can edit)."""
+        """A name an export writes: an image file, relative, inside `out` (a manifest is a file anyone can edit), and
+        still inside it once links are followed (a linked subfolder may lead to the user's own images)."""
         relative = Path(name)
-        return is_image_file(relative) and not relative.is_absolute() and ".." not in relative.parts
+        if not is_image_file(relative) or relative.is_absolute() or ".." in relative.parts:
+            return False
+        return (self.out / relative).resolve().is_relative_to(self.out.resolve())
 
     def will_write(self, files: list[str]) -> None:
         """Name these files (relative to `out`) in the journal, before they are written."""

@@ -190,7 +190,18 @@ def test_running_out_of_memory_outside_training_is_one_line(monkeypatch, capsys)
     monkeypatch.setattr(gan.sample, "export", out_of_memory)
     assert main(["sample", "--run", "r", "--out", "o"]) == 1
     assert capsys.readouterr().err == ("error: out of memory (CUDA out of memory. Tried to allocate 20.00 GiB): lower "
-                                       "--batch-size\n")
+                                       "--batch-size, or the number or size of images asked for\n")
+
+
+def test_running_out_of_memory_without_a_message_is_one_line_too(monkeypatch, capsys):
+    import gan.sample
+
+    def out_of_memory(cfg):
+        raise MemoryError()  # what a huge allocation on the CPU raises
+
+    monkeypatch.setattr(gan.sample, "export", out_of_memory)
+    assert main(["sample", "--run", "r", "--out", "o"]) == 1
+    assert capsys.readouterr().err == "error: out of memory: lower --batch-size, or the number or size of images asked for\n"
 
 
 def test_class_flag_repeats(class_folder, tmp_path, capsys):

@@ -47,6 +47,19 @@ def test_a_manifest_edited_to_name_files_outside_the_export_removes_nothing_ther
     assert (tmp_path / "precious.png").exists()
 
 
+def test_overwrite_never_follows_a_linked_subfolder_out_of_the_export(tmp_path):
+    photos, out = tmp_path / "photos" / "cats", tmp_path / "out"
+    photos.mkdir(parents=True)
+    (photos / "img000.png").write_bytes(b"a training image")
+    out.mkdir()
+    (out / "linkdir").symlink_to(photos, target_is_directory=True)
+    (out / "cats").mkdir()
+    (out / "cats" / "0.png").write_bytes(b"exported")
+    (out / MANIFEST).write_text("file\nlinkdir/img000.png\ncats/0.png\n")
+    assert Manifest(out, ["file"]).remove_previous_export() == 1
+    assert (photos / "img000.png").read_bytes() == b"a training image" and not (out / "cats" / "0.png").exists()
+
+
 def test_a_class_named_like_the_manifest_is_refused(tmp_path):
     with pytest.raises(GanError, match="where the export's manifest.csv goes: rename it"):
         check_folder_names(tmp_path, ["cats", "Manifest.CSV"], "rename it")
