@@ -58,7 +58,7 @@ def workers_option(what: str):
     return option(0, f"{what} (0: one per CPU core)", within=AUTO)
 
 
-RESOLUTION = PowerOfTwo(16)
+RESOLUTION = PowerOfTwo(16, 4096)
 
 
 def background_option():
@@ -84,7 +84,7 @@ def cache_dir_option():
 @dataclass
 class DataConfig:
     path: str = option("", "folder of images: flat, or one subfolder per class", flag="--data")
-    resolution: int = option(64, "training resolution in pixels (a power of two, 16 or more)", within=RESOLUTION,
+    resolution: int = option(64, "training resolution in pixels (a power of two from 16 to 4096)", within=RESOLUTION,
                              shape=True)
     channels: int = option(0, "1 (grayscale) or 3 (colour); 0 picks 1 when every image is grayscale", (0, 1, 3),
                            shape=True)
@@ -396,7 +396,7 @@ class ValueConfig:
                         within=POSITIVE)
     epochs: int = option(50, "training length, in passes over the real images (the same steps for every "
                          "configuration)", within=POSITIVE)
-    resolution: int = option(32, "image size the classifier sees, in pixels (a power of two, 16 or more)",
+    resolution: int = option(32, "image size the classifier sees, in pixels (a power of two from 16 to 4096)",
                              within=RESOLUTION)
     batch_size: int = option(64, "images per classifier step", within=POSITIVE)
     ops: str = option(",".join(CLASSICAL_OPS), "classical operations used with --classical")

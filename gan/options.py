@@ -55,15 +55,18 @@ class Range:
 
 @dataclass(frozen=True)
 class PowerOfTwo:
-    """Powers of two from `low`: the image sizes a DCGAN doubles its way up to."""
+    """Powers of two from `low` to `high`: the image sizes a DCGAN doubles its way up to (beyond `high`, tensor
+    sizes overflow before any estimate of memory could refuse them)."""
 
     low: int
+    high: int
 
     def admits(self, value: int) -> bool:
-        return value >= self.low and not value & (value - 1)
+        return self.low <= value <= self.high and not value & (value - 1)
 
     def __str__(self) -> str:
-        return f"a power of two of at least {self.low} ({', '.join(str(self.low << i) for i in range(4))} ...)"
+        return (f"a power of two from {self.low} to {self.high} "
+                f"({', '.join(str(self.low << i) for i in range(4))} ... {self.high})")
 
 
 class Colour:

@@ -9,6 +9,7 @@ from gan.errors import GanError
     [
         ("data", "resolution", 48, "--resolution must be a power of two"),
         ("data", "resolution", 8, "--resolution must be a power of two"),
+        ("data", "resolution", 2**40, "--resolution must be a power of two from 16 to 4096"),
         ("data", "background", "not-a-colour",
          "--background must be a colour: a name like white, or #rrggbb, got 'not-a-colour'"),
         ("train", "steps", 0, "--steps must be positive"),

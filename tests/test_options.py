@@ -48,7 +48,7 @@ def test_shape_differences_name_flag_and_both_values():
     (Range(2, zero="auto"), "0 (auto) or 2 or more", [0, 2, 9], [1, -2]),
     (Range(0, 4, low_open=True), "above 0 and at most 4", [0.1, 4], [0, 4.5]),
     (Range(0.05, zero="off"), "0 (off) or 0.05 or more", [0, 0.05, 3], [0.01, -1]),
-    (PowerOfTwo(16), "a power of two of at least 16 (16, 32, 64, 128 ...)", [16, 64, 1024], [8, 48, 0]),
+    (PowerOfTwo(16, 4096), "a power of two from 16 to 4096 (16, 32, 64, 128 ... 4096)", [16, 64, 4096], [8, 48, 0, 8192]),
     (Colour(), "a colour: a name like white, or #rrggbb", ["white", "#1a2b3c"], ["not-a-colour", "#12"]),
 ])
 def test_a_range_admits_what_it_says(within, text, inside, outside):
