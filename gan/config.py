@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gan.errors import GanError
-from gan.options import (AUTO, COUNT, DECAY, FRACTION, POSITIVE, WEIGHT, Colour, PowerOfTwo, Range, check_declared,
-                         derived, option)
+from gan.options import (COUNT, DECAY, FRACTION, POSITIVE, WEIGHT, WORKERS, Colour, PowerOfTwo, Range,
+                         check_declared, derived, option)
 
 AUGMENTATIONS = ("translation", "cutout", "color", "flip")
 DEFAULT_POLICY = "translation,cutout,color"  # flip only where the data allows it (not for text, digits ...)
@@ -55,10 +55,11 @@ def device_option(what: str):
 
 
 def workers_option(what: str):
-    return option(0, f"{what} (0: one per CPU core)", within=AUTO)
+    return option(0, f"{what} (0: one per CPU core)", within=WORKERS)
 
 
 RESOLUTION = PowerOfTwo(16, 4096)
+MAX_SAMPLES = 50_000  # what the standard FID uses; more only grows the features held in memory
 
 
 def background_option():
@@ -187,7 +188,7 @@ class TrainConfig:
                           "sample in the wrong class costs); auto: class_kid for a conditional run",
                           ("auto", "kid", "class_kid"))
     eval_count: int = option(0, "images generated per evaluation (0: as many as the real images, 500 to 5000)",
-                             within=Range(2, zero="auto"))
+                             within=Range(2, MAX_SAMPLES, zero="auto"))
     patience: int = option(0, "stop before --steps once this many evaluations in a row (every --eval-every steps) "
                            "improved neither the --best-by score nor, for a conditional run, the label agreement: "
                            "small-data GANs peak and then get worse (0: off; --steps stays the bound)",
@@ -321,10 +322,12 @@ class SampleConfig:
         if not self.out:
             raise GanError("--out is required: the folder to write the synthetic images into")
         check_seed(self.seed, MAX_SEED - self.count)
-        if self.per_real and self.per_class:
-            raise GanError("--per-real and --per-class both say how many images to export: give one of them")
-        if self.per_real and self.count != SampleConfig().count:  # --count given (its default yields)
-            raise GanError("--per-real and --count both say how many images to export: give one of them")
+        # --count at its default yields to the others
+        given = [flag for flag, on in (("--per-real", self.per_real), ("--per-class", self.per_class),
+                                       ("--count", self.count != SampleConfig().count)) if on]
+        if len(given) > 1:
+            raise GanError(f"{', '.join(given[:-1])} and {given[-1]} {'both' if len(given) == 2 else 'all'} say how "
+                           f"many images to export: give one of them")
 
 
 @dataclass
@@ -333,7 +336,7 @@ class EvalConfig:
     checkpoint: str = option("", "best or last (of --run), or a checkpoint file")
     real: str = option("", "real images to compare with, e.g. a held-out folder (default: the run's training images)")
     count: int = option(0, "images to generate (0: the run's --eval-count, as training measured)",
-                        within=Range(2, zero="the run's"))
+                        within=Range(2, MAX_SAMPLES, zero="the run's"))
     nearest: bool = option(False, "memorization report: each sample's nearest training image, the copy rate, and a grid "
                            "of the closest pairs")
     features: str = option("", "feature space: inception, random, auto or a TorchScript file (default: the run's)")
@@ -393,9 +396,9 @@ class ValueConfig:
                                   "are each measured on the same seeds, and the report names the share that helps "
                                   "most")
     seeds: int = option(3, "classifier trainings per configuration (seeds 0, 1, ...): accuracy is their mean ± std",
-                        within=POSITIVE)
+                        within=Range(1, 100))
     epochs: int = option(50, "training length, in passes over the real images (the same steps for every "
-                         "configuration)", within=POSITIVE)
+                         "configuration)", within=Range(1, 10_000))
     resolution: int = option(32, "image size the classifier sees, in pixels (a power of two from 16 to 4096)",
                              within=RESOLUTION)
     batch_size: int = option(64, "images per classifier step", within=POSITIVE)

@@ -1,6 +1,6 @@
 import pytest
 
-from gan.config import RunConfig, SampleConfig
+from gan.config import RunConfig, SampleConfig, ValueConfig
 from gan.errors import GanError
 
 
@@ -16,6 +16,8 @@ from gan.errors import GanError
         ("train", "beta1", 1.0, r"--beta1 must be in \[0, 1\)"),
         ("train", "ema_decay", -0.1, "--ema-decay must be in"),
         ("model", "z_dim", 0, "--z-dim must be positive"),
+        ("train", "eval_count", 10**9, r"--eval-count must be 0 \(auto\) or in \[2, 50000\]"),
+        ("data", "workers", 1000, r"--workers must be 0 \(auto\) or in \[0, 64\]"),
     ],
 )
 def test_validation_names_the_flag(section, name, value, message):
@@ -74,3 +76,12 @@ def test_transitional_conditioning_needs_one_conditional_g_and_d():
     cfg.model.conditional = "auto"
     cfg.resolve_auto(num_images=50, num_classes=3)
     assert cfg.model.conditional == "on"
+
+
+@pytest.mark.parametrize("name, value, message", [("seeds", 10**12, r"--seeds must be in \[1, 100\]"),
+                                                  ("epochs", 10**12, r"--epochs must be in \[1, 10000\]")])
+def test_gan_value_work_is_bounded_before_it_starts(name, value, message):
+    cfg = ValueConfig(train="t", test="v", out="o")
+    setattr(cfg, name, value)
+    with pytest.raises(GanError, match=message):
+        cfg.validate()

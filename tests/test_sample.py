@@ -366,6 +366,8 @@ def test_per_real_is_refused_beside_another_count_and_on_an_unconditional_run(co
         export(SampleConfig(run=str(conditional_run), per_real=0.5, per_class=3, out=out), log=lambda _: None)
     with pytest.raises(GanError, match="^--per-real and --count both say how many images to export: give one "):
         export(SampleConfig(run=str(conditional_run), per_real=0.5, count=10, out=out), log=lambda _: None)
+    with pytest.raises(GanError, match="^--per-class and --count both say how many images to export: give one "):
+        export(SampleConfig(run=str(conditional_run), per_class=3, count=10, out=out), log=lambda _: None)
     with pytest.raises(GanError, match="^--per-real: .* is an unconditional model, which cannot make a chosen class"):
         export(SampleConfig(run=str(run_dir), per_real=0.5, out=out), log=lambda _: None)
     assert not (tmp_path / "o").exists()
