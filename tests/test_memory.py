@@ -34,10 +34,10 @@ def test_the_estimate_does_not_touch_the_random_state():
 def test_a_run_too_large_for_the_memory_is_refused_before_any_work(tmp_path, capsys):
     write_images(tmp_path / "data", 4)
     code = main(["train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "runs"), *TINY_FLAGS,
-                 "--resolution", "16384", "--batch-size", "64"])
+                 "--resolution", "4096", "--batch-size", "1024"])
     error = capsys.readouterr().err
     assert code == 1 and error.startswith("error: this run needs at least about ")
-    assert error.rstrip().endswith("is free: lower --batch-size (now 64), --resolution (now 16384) or --g-channels / "
+    assert error.rstrip().endswith("is free: lower --batch-size (now 1024), --resolution (now 4096) or --g-channels / "
                                    "--d-channels (now 8 / 8)")
     assert len(error.strip().splitlines()) == 1
     assert not (tmp_path / "runs").exists()  # nothing decoded, no run folder
