@@ -59,6 +59,21 @@ def record_dataset(cfg: RunConfig, dataset: ImageDataset, resumed: Checkpoint | 
     cfg.data.num_images = len(dataset)
     cfg.resolve_auto(len(dataset), len(dataset.class_names))
     _make_paths_absolute(cfg)
+    _warn_of_tiny_classes(dataset, log)
+
+
+MIN_CLASS_IMAGES = 5  # the judge needs a fifth of a class held out to say whether its labels hold
+
+
+def _warn_of_tiny_classes(dataset: ImageDataset, log) -> None:
+    """One line naming the classes with too few images to learn from (with 200 of them, not 200 lines)."""
+    tiny = [f"{name} ({count})" for name, count in zip(dataset.class_names, dataset.class_counts)
+            if 0 < count < MIN_CLASS_IMAGES]
+    if tiny:
+        shown = ", ".join(tiny[:5]) + (f" and {len(tiny) - 5} more" if len(tiny) > 5 else "")
+        log(f"warning: {len(tiny)} class{'es have' if len(tiny) > 1 else ' has'} fewer than {MIN_CLASS_IMAGES} "
+            f"images: {shown}. A GAN cannot learn a class from so few, nor can its labels be checked; add images, "
+            f"or leave those classes out")
 
 
 def _make_paths_absolute(cfg: RunConfig) -> None:

@@ -370,3 +370,20 @@ def test_every_process_needs_a_share_of_the_evaluation_samples(flat_folder, tmp_
     cfg.train.eval_count = 2
     with pytest.raises(GanError, match=r"--eval-count 2 is fewer samples than the 4 processes that share them"):
         train_module.train(cfg, ranks=Ranks(rank=0, processes=4))
+
+
+def test_classes_too_small_to_learn_are_named_in_one_warning(class_folder, tmp_path):
+    for i in range(7):
+        write_images(class_folder / f"rare{i}", 1 + i % 2, seed=10 + i)
+    lines = []
+    train(tiny_config(class_folder, tmp_path / "runs", steps=1), log=lines.append)
+    warnings = [line for line in lines if "fewer than 5 images" in line]
+    assert warnings == ["warning: 7 classes have fewer than 5 images: rare0 (1), rare1 (2), rare2 (1), rare3 (2), "
+                        "rare4 (1) and 2 more. A GAN cannot learn a class from so few, nor can its labels be checked; "
+                        "add images, or leave those classes out"]
+
+
+def test_classes_big_enough_get_no_such_warning(class_folder, tmp_path):
+    lines = []
+    train(tiny_config(class_folder, tmp_path / "runs", steps=1), log=lines.append)
+    assert not any("fewer than" in line for line in lines)
