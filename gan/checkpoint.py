@@ -15,7 +15,7 @@ import torch
 
 from gan.config import RunConfig
 from gan.errors import GanError, first_line
-from gan.files import atomic_write, human_size, remove_temp_files, write_text
+from gan.files import FolderLock, atomic_write, human_size, write_text
 from gan.options import from_dict, to_dict
 
 FORMAT = "gan-checkpoint"
@@ -32,14 +32,7 @@ _READABLE = (2, 3, VERSION)
 _RUN_DIR = re.compile(r"^(\d{5})-")
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)\.pt$")
 BEST = "best.pt"  # the checkpoint with the lowest KID so far; never pruned
-LOCK = ".lock"  # held by the process training the run; holds its PID
 _LOW_SPACE = 64 * 2**20  # a write that fails with less free than this failed for want of space
-
-try:
-    import fcntl
-except ImportError:  # Windows: runs are not locked there
-    fcntl = None
-
 
 def _safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "run"
@@ -77,33 +70,12 @@ def newest_run(out: str, name: str) -> Path | None:
     return runs[-1] if runs else None
 
 
-class RunLock:
-    """The one process allowed to write a run folder. The operating system drops the lock when that process
-    ends, however it ends (kill -9 included), so a lock is never left behind."""
+class RunLock(FolderLock):
+    """The one process allowed to write a run folder (see FolderLock)."""
 
     def __init__(self, run_dir: Path):
-        self.file = open(Path(run_dir) / LOCK, "a+")
-        if fcntl is None:
-            return
-        try:
-            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.file.seek(0)
-            holder = self.file.read().strip() or "unknown"
-            self.file.close()
-            raise GanError(f"{run_dir} is being trained by another process (PID {holder}): two writers would replace "
-                           f"each other's checkpoints. Wait for it to finish or stop it, then resume") from None
-        except OSError as error:  # some network filesystems refuse locks
-            self.file.close()
-            raise GanError(f"cannot lock {run_dir / LOCK} ({error.strerror}): put --out on a filesystem that "
-                           f"supports file locks") from None
-        self.file.truncate(0)
-        self.file.write(f"{os.getpid()}\n")
-        self.file.flush()
-        remove_temp_files(run_dir)  # holding the lock, no other process writes here
-
-    def release(self) -> None:
-        self.file.close()
+        super().__init__(run_dir, "trained", "two writers would replace each other's checkpoints. Wait for it to "
+                         "finish or stop it, then resume")
 
 
 def save_config(run_dir: Path, cfg: RunConfig) -> None:

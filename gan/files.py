@@ -10,6 +10,13 @@ from typing import Callable
 
 from gan.errors import GanError
 
+try:
+    import fcntl
+except ImportError:  # Windows: folders are not locked there
+    fcntl = None
+
+LOCK = ".lock"  # held by the process writing the folder; holds its PID
+
 
 def atomic_write(path: Path, write: Callable[[Path], None], durable: bool = False) -> None:
     """Call `write(tmp)` on a hidden temp file beside `path`, then rename it over `path`.
@@ -78,3 +85,35 @@ def prepare_out(out: str, overwrite: bool) -> Path:
     except OSError as error:
         raise GanError(f"cannot create --out {folder} ({error.strerror})") from None
     return folder
+
+
+class FolderLock:
+    """The one process allowed to write a folder (a run, an export). The operating system drops the lock when that
+    process ends, however it ends (kill -9 included), so a lock is never left behind."""
+
+    def __init__(self, folder: Path, doing: str, why: str, pid_file: bool = True):
+        """`doing`: what the holder does to the folder ("trained"); `why`: the harm of a second writer, and the fix.
+        With `pid_file` the lock is a hidden file that names the holder's PID; without, the folder itself is locked
+        and nothing is added to it (an export folder goes into a user's training set as it is)."""
+        folder = Path(folder)
+        path = folder / LOCK if pid_file else folder
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644) if pid_file else os.open(path, os.O_RDONLY)
+        if fcntl is None:
+            return
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = f" (PID {os.read(self.fd, 32).decode().strip() or 'unknown'})" if pid_file else ""
+            self.release()
+            raise GanError(f"{folder} is being {doing} by another process{holder}: {why}") from None
+        except OSError as error:  # some network filesystems refuse locks
+            self.release()
+            raise GanError(f"cannot lock {path} ({error.strerror}): put --out on a filesystem that supports file "
+                           f"locks") from None
+        if pid_file:
+            os.ftruncate(self.fd, 0)
+            os.write(self.fd, f"{os.getpid()}\n".encode())
+        remove_temp_files(folder)  # holding the lock, no other process writes here
+
+    def release(self) -> None:
+        os.close(self.fd)

@@ -24,7 +24,7 @@ from gan.config import RunConfig, SampleConfig
 from gan.errors import GanError
 from gan.evaluate import copy_filter, training_images
 from gan.features import load_feature_space
-from gan.files import atomic_write, prepare_out
+from gan.files import FolderLock, atomic_write, prepare_out
 from gan.generate import d_scores, generate, load_discriminator, load_generator, spread
 from gan.judge import JUDGE, run_judge
 from gan.manifest import Manifest, check_folder_names
@@ -292,6 +292,18 @@ def export(cfg: SampleConfig, log: Callable[[str], None] = print) -> ExportResul
     if labels is not None:
         check_folder_names(cfg.out, [names[c] for c in dict.fromkeys(labels)], "export the other classes with --class")
     out = prepare_out(cfg.out, cfg.overwrite)
+    lock = FolderLock(out, "exported into", "two exports would mix their images and manifests, and one's "
+                      "--overwrite would delete the other's. Wait for it to finish, or choose another --out",
+                      pid_file=False)
+    try:
+        return _export_into(out, cfg, checkpoint, labels, G, D, screen, grid_file, device, log)
+    finally:
+        lock.release()
+
+
+def _export_into(out: Path, cfg: SampleConfig, checkpoint, labels, G, D, screen, grid_file, device,
+                 log) -> ExportResult:
+    """export's work, done while this process holds `out`: the images, their manifest, the report and the grid."""
     manifest = Manifest(out, MANIFEST_COLUMNS)
     if cfg.overwrite and (removed := manifest.remove_previous_export()):
         log(f"removed the {removed} images of the earlier export in {out} (other files stay)")

@@ -395,3 +395,22 @@ def test_a_per_class_run_exports_each_class_from_that_class_own_generator(tmp_pa
         made_by = [to_uint8(member(z))[0].permute(1, 2, 0).numpy() for member in G.members]
         saved = np.asarray(Image.open(out / row["file"]).convert("RGB"))
         assert np.array_equal(saved, made_by[own]) and not np.array_equal(saved, made_by[1 - own])
+
+
+def test_a_second_export_into_a_folder_being_exported_into_is_refused_and_removes_nothing(run_dir, tmp_path):
+    from gan.files import FolderLock
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "seed000000.png").write_bytes(b"being written by the first export")
+    (out / ".manifest-journal.csv").write_text("seed000000.png\n")
+    first = FolderLock(out, "exported into", "", pid_file=False)  # the first export, still running
+    try:
+        with pytest.raises(GanError, match=r"is being exported into by another process: two exports"):
+            export(SampleConfig(run=str(run_dir), count=2, out=str(out), overwrite=True), log=lambda _: None)
+    finally:
+        first.release()
+    assert (out / "seed000000.png").read_bytes() == b"being written by the first export"
+    export(SampleConfig(run=str(run_dir), count=2, out=str(out), overwrite=True), log=lambda _: None)  # once it ended
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+        "manifest.csv", "seed000000.png", "seed000001.png"]
