@@ -111,9 +111,11 @@ def _claim_run_folder(cfg: RunConfig, resume: Checkpoint | None, log) -> tuple[P
     """The run folder, locked for this process. A resume continues in its run folder when it starts from that
     run's newest checkpoint; a resume from an older or a stray checkpoint gets a new folder, so it never
     overwrites or mixes with later work."""
-    if resume and _continues_its_run(resume):
+    if resume and is_run_folder(resume.path.parent):
+        # Locked before the newest checkpoint is looked at: a run being trained, which may have saved a newer one
+        # since this resume chose its checkpoint, stops this process instead of being forked into a new folder.
         lock = RunLock(resume.path.parent)
-        if _continues_its_run(resume):  # still, now that no other process can write it
+        if _continues_its_run(resume):
             if not (resume.path.parent / "config.json").is_file():
                 log(f"{resume.path.parent} had lost its config.json: written again from the checkpoint")
             return resume.path.parent, lock

@@ -387,3 +387,20 @@ def test_classes_big_enough_get_no_such_warning(class_folder, tmp_path):
     lines = []
     train(tiny_config(class_folder, tmp_path / "runs", steps=1), log=lines.append)
     assert not any("fewer than" in line for line in lines)
+
+
+def test_a_resume_of_a_run_being_trained_stops_instead_of_forking_it(flat_folder, tmp_path):
+    from gan.checkpoint import RunLock
+    from gan.errors import GanError
+
+    cfg = tiny_config(flat_folder, tmp_path / "runs", steps=2)
+    cfg.train.checkpoint_every = 1
+    run_dir = train(cfg, log=lambda _: None).run_dir
+    older = load_checkpoint(str(run_dir / "checkpoint-0000001.pt"))  # newest when this resume chose it
+    first = RunLock(run_dir)  # the run's own process, which has saved step 2 since
+    try:
+        with pytest.raises(GanError, match="is being trained by another process"):
+            train(older.saved_config(), resume=older, log=lambda _: None)
+    finally:
+        first.release()
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == [run_dir.name]  # no fork
