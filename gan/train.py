@@ -200,8 +200,17 @@ def train(cfg: RunConfig, resume: Checkpoint | None = None, log: Callable[[str],
         return _train(cfg, resume, device, log, ranks)
 
 
+def _check_resumed_data(cfg: RunConfig, resume: Checkpoint | None) -> None:
+    """A resume without --data reads the folder the run was trained on: if that has gone, say so (not 'check
+    --data', which the user never gave)."""
+    if resume and cfg.data.path == resume.saved_config().data.path and not Path(cfg.data.path).exists():
+        raise GanError(f"the data folder {cfg.data.path} that {resume.path.parent} was trained on no longer exists: "
+                       f"if it moved, give its new place with --data")
+
+
 def _train(cfg: RunConfig, resume: Checkpoint | None, device: torch.device, log, ranks: Ranks) -> TrainResult:
     amp = devices.autocast_dtype(device, cfg.train.precision)
+    _check_resumed_data(cfg, resume)
     with ranks.main_first():  # the first decodes the images and fills the cache; the others read it
         dataset = load_dataset(cfg.data, log)
     record_dataset(cfg, dataset, resume, log)

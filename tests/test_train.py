@@ -404,3 +404,19 @@ def test_a_resume_of_a_run_being_trained_stops_instead_of_forking_it(flat_folder
     finally:
         first.release()
     assert [p.name for p in (tmp_path / "runs").iterdir()] == [run_dir.name]  # no fork
+
+
+def test_a_resume_whose_data_folder_moved_says_so_and_how_to_point_at_it(flat_folder, tmp_path):
+    from gan.errors import GanError
+
+    run_dir = train(tiny_config(flat_folder, tmp_path / "runs", steps=1), log=lambda _: None).run_dir
+    checkpoint = load_checkpoint(str(run_dir))
+    (tmp_path / "elsewhere").mkdir()
+    moved = flat_folder.rename(tmp_path / "elsewhere" / flat_folder.name)
+    cfg = checkpoint.saved_config()
+    cfg.train.steps = 2
+    with pytest.raises(GanError, match=r"that .* was trained on no longer exists: if it moved, give its new place "
+                                       r"with --data"):
+        train(cfg, resume=checkpoint, log=lambda _: None)
+    cfg.data.path = str(moved)
+    assert train(cfg, resume=checkpoint, log=lambda _: None).run_dir == run_dir
