@@ -15,7 +15,7 @@ import torch
 
 from gan.config import RunConfig
 from gan.errors import GanError, first_line
-from gan.files import FolderLock, atomic_write, human_size, write_text
+from gan.files import FolderLock, human_size, is_refused, save_torch, write_fix, write_text
 from gan.options import from_dict, to_dict
 
 FORMAT = "gan-checkpoint"
@@ -90,7 +90,7 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
 
 def _write(path: Path, state: dict) -> Path:
     try:
-        atomic_write(path, lambda tmp: torch.save({"format": FORMAT, "version": VERSION, **state}, tmp), durable=True)
+        save_torch({"format": FORMAT, "version": VERSION, **state}, path, durable=True)
     except (OSError, RuntimeError) as error:  # torch's writer reports a full disk as a RuntimeError
         raise unwritable(path.parent, path, error, _tensor_bytes(state)) from None
     return path
@@ -107,16 +107,16 @@ def _tensor_bytes(value) -> int:
 def unwritable(run_dir: Path, file: Path | str, error: Exception, needed: int = 0) -> GanError:
     """A write into a run folder that failed (a full disk, permissions), told with what is kept and how to go on."""
     free = shutil.disk_usage(run_dir).free
-    if getattr(error, "errno", None) == errno.ENOSPC or free < _LOW_SPACE:
+    if not is_refused(error) and (getattr(error, "errno", None) == errno.ENOSPC or free < _LOW_SPACE):
         reason = "the disk is full"
     else:
         reason = error.strerror if isinstance(error, OSError) and error.strerror else first_line(error)
     saved = list_checkpoints(run_dir)
     then = f"continue with: gan train --resume {run_dir}" if saved else "run the same command again"
     kept = f"the newest complete checkpoint is {saved[-1].name}" if saved else "no checkpoint was saved yet"
-    size = f" (a checkpoint takes about {human_size(needed)})" if needed else ""
-    return GanError(f"cannot write {file} ({reason}; {human_size(free)} free there): {kept}. Free some space{size}, "
-                    f"then {then}")
+    size = f" (a checkpoint takes about {human_size(needed)})" if needed and not is_refused(error) else ""
+    return GanError(f"cannot write {file} ({reason}; {human_size(free)} free there): {kept}. "
+                    f"{write_fix(error, run_dir)}{size}, then {then}")
 
 
 def training_checkpoint(training_state: dict, step: int, cfg: RunConfig, data_fingerprint: str) -> dict:

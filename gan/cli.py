@@ -12,6 +12,7 @@ from pathlib import Path
 
 from gan.config import EvalConfig, RunConfig, SampleConfig, ValueConfig, VariantsConfig
 from gan.errors import GanError
+from gan.files import is_refused
 from gan.options import field_types, flag_of, to_dict
 
 def _help_text(field: dataclasses.Field) -> str:
@@ -312,7 +313,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except OSError as error:  # full disk, permissions: the file and the reason, not a traceback
         where = f"{error.filename}: " if error.filename else ""
-        print(f"error: {where}{error.strerror or error}", file=sys.stderr)
+        fix = ": check its permissions, or choose another place" if is_refused(error) else ""
+        print(f"error: {where}{error.strerror or error}{fix}", file=sys.stderr)
         return 1
     except (RuntimeError, MemoryError) as error:
         from gan.memory import is_out_of_memory  # (training explains its own, with what to lower)

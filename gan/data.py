@@ -27,7 +27,7 @@ from gan import images as imagefiles
 from gan.config import DataConfig
 from gan.device import cpu_cores
 from gan.errors import GanError, first_line
-from gan.files import atomic_write, human_size
+from gan.files import atomic_write, human_size, save_torch
 from gan.folders import check_folder, scan_folder
 from gan.tracking import progress_bar
 
@@ -294,7 +294,7 @@ def _write_cache(path: Path, decoded: dict, write_pixels: Callable[[Path], None]
         atomic_write(path.with_suffix(".u8"), write_pixels)
         try:
             index["checksum"] = _checksum(path.with_suffix(".u8"))
-            atomic_write(path, lambda tmp: torch.save(index, tmp))
+            save_torch(index, path)
         except BaseException:  # no pixel file without its index: nothing would ever use or remove it
             path.with_suffix(".u8").unlink(missing_ok=True)
             raise

@@ -24,7 +24,7 @@ from gan.data import ImageDataset, load_dataset
 from gan.distributed import SINGLE, Ranks
 from gan.errors import GanError
 from gan.features import FeatureSpace, embed, load_feature_space
-from gan.files import write_text
+from gan.files import write_fix, write_text
 from gan.generate import generate, load_generator, spread
 from gan.judge import Judge, agreement, run_judge
 from gan.metrics import COPY_FRACTION, CopyDetector, NearestTraining, class_kids, distribution_metrics
@@ -273,10 +273,16 @@ def evaluate_run(cfg: EvalConfig, log: Callable[[str], None] = print) -> EvalRes
         nearest = detector.nearest(fake, as_unit(samples.images))
         report["memorization"] = memorization_summary(nearest, detector)
         grid, nearest_csv = run_dir / f"nearest-{name}.png", run_dir / f"nearest-{name}.csv"
-        save_png(pairs_grid(samples, nearest, train), grid)
-        write_text(nearest_csv, _nearest_rows(samples, nearest, train, trained.data.class_names))
     path = run_dir / f"eval-{name}.json"
-    write_text(path, json.dumps(report, indent=2) + "\n")
+    try:
+        if detector:
+            save_png(pairs_grid(samples, nearest, train), grid)
+            write_text(nearest_csv, _nearest_rows(samples, nearest, train, trained.data.class_names))
+        write_text(path, json.dumps(report, indent=2) + "\n")
+    except OSError as error:  # a read-only run or a full disk: the scores, computed at length, are shown all the same
+        log(format_report(report))
+        raise GanError(f"cannot write {error.filename} ({error.strerror}), so the scores above are not kept. "
+                       f"{write_fix(error, run_dir)} to keep them, or copy the run somewhere writable") from None
     return EvalResult(report, path, grid, nearest_csv)
 
 

@@ -3,10 +3,14 @@ that never mix with a user's files."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import threading
 from pathlib import Path
 from typing import Callable
+
+import torch
 
 from gan.errors import GanError
 
@@ -33,12 +37,23 @@ def atomic_write(path: Path, write: Callable[[Path], None], durable: bool = Fals
             _fsync(tmp)
         os.replace(tmp, path)
     except BaseException as error:
-        tmp.unlink(missing_ok=True)
-        if isinstance(error, OSError) and error.errno and error.filename in (None, str(tmp)):  # name the real file
+        with contextlib.suppress(OSError):  # a read-only folder refuses even this
+            tmp.unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.errno and error.filename in (None, tmp, str(tmp)):  # the real file
             raise OSError(error.errno, error.strerror, str(path)) from None
         raise
     if durable:
         _fsync(path.parent)
+
+
+def save_torch(obj, path: Path, durable: bool = False) -> None:
+    """torch.save, atomically, into a file Python opens: a refused or full folder is then an OSError naming the
+    file, as for every other write (torch's own writer reports it as a RuntimeError with no name)."""
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as file:
+            torch.save(obj, file)
+
+    atomic_write(path, write, durable)
 
 
 def remove_temp_files(folder: Path) -> None:
@@ -53,6 +68,16 @@ def _fsync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def is_refused(error: BaseException) -> bool:
+    """A write refused by permissions or a read-only filesystem, which no amount of free space fixes."""
+    return getattr(error, "errno", None) in (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def write_fix(error: BaseException, folder: Path | str) -> str:
+    """The first step that lets a failed write into `folder` succeed."""
+    return f"Make {folder} writable" if is_refused(error) else "Free some space"
 
 
 def human_size(count: int) -> str:

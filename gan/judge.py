@@ -21,7 +21,7 @@ from gan.config import RunConfig
 from gan.data import ImageDataset
 from gan.diffaugment import diff_augment
 from gan.errors import GanError
-from gan.files import atomic_write
+from gan.files import save_torch
 from gan.pixels import to_signed, to_uint8
 
 JUDGE = "judge.pt"
@@ -142,7 +142,7 @@ def save_judge(judge: Judge, path: Path) -> None:
              "class_names": judge.class_names, "resolution": judge.resolution, "channels": judge.channels,
              "held_out_accuracy": judge.held_out_accuracy, "held_out_images": judge.held_out_images,
              "trained_on": judge.trained_on}
-    atomic_write(path, lambda tmp: torch.save(state, tmp))
+    save_torch(state, path)
 
 
 def load_judge(path: Path) -> Judge | None:

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from gan.errors import GanError
-from gan.files import remove_temp_files, write_text
+from gan.files import remove_temp_files, write_fix, write_text
 from gan.images import is_image_file
 
 MANIFEST = "manifest.csv"
@@ -94,10 +94,18 @@ class Manifest:
         """`finish` for an export that stopped before the end; says what was written and where it is listed."""
         try:
             return f"{self.finish()} of {planned} {what} were written, and {self.path} lists them"
-        except OSError:  # the disk is full: the journal, already on disk, is the record
+        except OSError:  # the disk is full or the folder refuses writes: the journal, if written, is the record
             self.close()
+            if not self.journal.is_file():
+                return f"none of the {planned} {what} were written"
             return (f"the {what} written so far are listed in {self.journal}, so that the next --overwrite export "
                     f"into {self.out} removes them")
+
+    def failed(self, error: OSError, planned: int, what: str = "images") -> GanError:
+        """The error for a write that failed mid-export (a full disk, a read-only folder): what is kept, the fix."""
+        return GanError(f"cannot write {error.filename} ({error.strerror}): {self.finish_early(planned, what)}. "
+                        f"{write_fix(error, self.out)} (or choose another --out), then run the same command with "
+                        f"--overwrite")
 
     def discard(self) -> None:
         """For an export that wrote nothing: no manifest, no journal."""

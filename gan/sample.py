@@ -316,9 +316,8 @@ def _export_into(out: Path, cfg: SampleConfig, checkpoint, labels, G, D, screen,
         with StopSignals() as stop:
             batches = _batches(G, plan, cfg.seed, cfg.batch_size, cfg.truncation, device, screen)
             _write_batches(batches, len(plan), cfg, D, device, checkpoint, manifest, grid, result, stop)
-    except OSError as error:  # a full disk, most likely
-        raise GanError(f"cannot write {error.filename} ({error.strerror}): {manifest.finish_early(len(plan))}. Free "
-                       f"some space (or choose another --out), then run the same command with --overwrite") from None
+    except OSError as error:
+        raise manifest.failed(error, len(plan)) from None
     except KeyboardInterrupt:  # the second Ctrl-C: the files written so far still get their manifest
         manifest.finish_early(len(plan))
         raise

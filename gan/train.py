@@ -4,6 +4,7 @@ to --steps (or until --patience runs out) and says where it ended; what falls du
 from __future__ import annotations
 
 import math
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -16,6 +17,7 @@ from gan.config import RunConfig, parse_policy
 from gan.data import ImageDataset, load_dataset
 from gan.distributed import SINGLE, Ranks
 from gan.errors import GanError
+from gan.files import LOCK
 from gan.evaluate import best_so_far, training_evaluator
 from gan.judge import label_warnings
 from gan.memory import check_fits, out_of_memory_explained
@@ -114,7 +116,7 @@ def _claim_run_folder(cfg: RunConfig, resume: Checkpoint | None, log) -> tuple[P
     if resume and is_run_folder(resume.path.parent):
         # Locked before the newest checkpoint is looked at: a run being trained, which may have saved a newer one
         # since this resume chose its checkpoint, stops this process instead of being forked into a new folder.
-        lock = RunLock(resume.path.parent)
+        lock = _lock(resume.path.parent)
         if _continues_its_run(resume):
             if not (resume.path.parent / "config.json").is_file():
                 log(f"{resume.path.parent} had lost its config.json: written again from the checkpoint")
@@ -124,7 +126,18 @@ def _claim_run_folder(cfg: RunConfig, resume: Checkpoint | None, log) -> tuple[P
     if resume:
         why = "is not the newest checkpoint of its run" if is_run_folder(resume.path.parent) else "is not in a run folder"
         log(f"{resume.path} {why}: continuing in a new run folder {run_dir}")
-    return run_dir, RunLock(run_dir)
+    try:
+        return run_dir, _lock(run_dir)
+    except GanError:
+        shutil.rmtree(run_dir, ignore_errors=True)  # it is new and empty: a failed try leaves no folder behind
+        raise
+
+
+def _lock(run_dir: Path) -> RunLock:
+    try:
+        return RunLock(run_dir)
+    except OSError as error:  # a full disk, a read-only folder
+        raise unwritable(run_dir, Path(run_dir) / LOCK, error) from None
 
 
 def _shared_run_folder(cfg: RunConfig, resume: Checkpoint | None, log, ranks: Ranks) -> tuple[Path, RunLock | None]:

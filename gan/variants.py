@@ -103,17 +103,17 @@ def export_variants(cfg: VariantsConfig, log: Callable[[str], None] = print) -> 
     manifest = Manifest(out, ["file", "source", "class", "seed", "ops"])
     if cfg.overwrite and (removed := manifest.remove_previous_export()):
         log(f"removed the {removed} images of the earlier export in {out} (other files stay)")
-    # Every variant is named in the manifest's journal up front: files are written by many threads at once.
-    manifest.will_write([f"{name}_aug{k:02d}{_suffix(f)}" for f, name in zip(files, names) for k in range(cfg.per_image)])
     planned = len(files) * cfg.per_image
     log(f"writing {cfg.per_image} variants of each of {len(files)} images to {out}")
     skipped: list[tuple[str, str]] = []
     try:
+        # Every variant is named in the manifest's journal up front: files are written by many threads at once.
+        manifest.will_write([f"{name}_aug{k:02d}{_suffix(f)}" for f, name in zip(files, names)
+                             for k in range(cfg.per_image)])
         with StopSignals() as stop:
             _write_variants_of_all(files, labels, names, class_names, root, cfg, out, manifest, skipped, stop)
     except OSError as error:
-        raise GanError(f"cannot write {error.filename} ({error.strerror}): {manifest.finish_early(planned, 'variants')}. "
-                       f"Free some space (or choose another --out), then run the same command with --overwrite") from None
+        raise manifest.failed(error, planned, "variants") from None
     except KeyboardInterrupt:
         manifest.finish_early(planned, "variants")
         raise

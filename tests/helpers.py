@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -30,15 +31,16 @@ def write_images(folder: Path, count: int, size: tuple[int, int] = (24, 20), mod
     return paths
 
 
-def fill_the_disk_after(count: int, module, monkeypatch) -> list[Path]:
-    """`module`'s atomic writes succeed `count` times, then fail as on a full disk; returns the files written."""
+def fill_the_disk_after(count: int, module, monkeypatch, code: int = errno.ENOSPC) -> list[Path]:
+    """`module`'s atomic writes succeed `count` times, then fail as on a full disk (or, with `code` EROFS, as in a
+    read-only folder: the tests may run as root, whom permissions do not stop); returns the files written."""
     from gan.files import atomic_write
 
     written: list[Path] = []
 
     def write_until_full(path, write, durable=False):
         if len(written) == count:
-            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+            raise OSError(code, os.strerror(code), str(path))
         atomic_write(path, write, durable)
         written.append(Path(path))
 

@@ -28,8 +28,8 @@ def test_save_is_atomic_ordered_by_step_and_pruned(tmp_path):
 
 
 def test_a_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
-    def broken_save(obj, path):
-        open(path, "wb").write(b"half")
+    def broken_save(obj, file):
+        file.write(b"half")
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(torch, "save", broken_save)

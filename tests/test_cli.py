@@ -179,6 +179,14 @@ def test_disk_errors_name_the_file_instead_of_a_traceback(monkeypatch, capsys):
     assert main(["sample", "--run", "r", "--out", "o"]) == 1
     assert capsys.readouterr().err == "error: out/seed000003.png: No space left on device\n"
 
+    def refused(cfg):
+        raise PermissionError(13, "Permission denied", "out/manifest.csv")
+
+    monkeypatch.setattr(gan.sample, "export", refused)
+    assert main(["sample", "--run", "r", "--out", "o"]) == 1
+    assert capsys.readouterr().err == ("error: out/manifest.csv: Permission denied: check its permissions, or choose "
+                                       "another place\n")
+
 
 def test_running_out_of_memory_outside_training_is_one_line(monkeypatch, capsys):
     import gan.sample

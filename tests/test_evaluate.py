@@ -1,5 +1,7 @@
 import csv
+import errno
 import json
+import os
 import shutil
 
 import pytest
@@ -155,3 +157,17 @@ def test_real_features_wait_for_the_first_evaluation_and_are_taken_once(run, mon
     first, second = evaluator.evaluate(G), evaluator.evaluate(G)
     assert embedded == [8, len(dataset), 8]  # samples, then the reals (once), then the next samples
     assert first["kid"] == second["kid"]
+
+
+def test_an_evaluation_that_cannot_be_saved_still_shows_its_scores(run, monkeypatch):
+    def read_only(path, text):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+
+    monkeypatch.setattr(evaluate_module, "write_text", read_only)
+    lines = []
+    with pytest.raises(GanError) as error:
+        evaluate_run(evaluation(run), log=lines.append)
+    assert "KID x1e3" in lines[-1] and "all" in lines[-1]  # the table, before the error
+    assert str(error.value).startswith(f"cannot write {run}/eval-")
+    assert str(error.value).endswith(f"(Read-only file system), so the scores above are not kept. Make {run} "
+                                     f"writable to keep them, or copy the run somewhere writable")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +23,16 @@ def test_a_write_that_fails_leaves_the_old_file_and_names_the_file_not_its_temp(
         atomic_write(target, full_disk)
     assert error.value.filename == str(target) and error.value.errno == errno.ENOSPC
     assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["grid.png"]
+
+
+def test_a_write_refused_by_a_read_only_folder_names_the_file_not_its_temp(tmp_path, monkeypatch):
+    def refused(*args, **kwargs):  # a read-only folder refuses the clean-up too
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(Path, "unlink", refused)
+    with pytest.raises(OSError) as error:
+        atomic_write(tmp_path / "eval.json", lambda tmp: refused())
+    assert error.value.filename == str(tmp_path / "eval.json") and error.value.errno == errno.EROFS
 
 
 def test_the_temp_files_of_killed_writers_are_removed_and_nothing_else(tmp_path):

@@ -63,3 +63,20 @@ def test_overwrite_never_follows_a_linked_subfolder_out_of_the_export(tmp_path):
 def test_a_class_named_like_the_manifest_is_refused(tmp_path):
     with pytest.raises(GanError, match="where the export's manifest.csv goes: rename it"):
         check_folder_names(tmp_path, ["cats", "Manifest.CSV"], "rename it")
+
+
+def test_an_export_into_a_folder_that_refuses_writes_is_told_so_and_not_to_free_space(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    import gan.manifest as manifest_module
+
+    def read_only(path, text):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+
+    monkeypatch.setattr(manifest_module, "write_text", read_only)
+    manifest = Manifest(tmp_path, ["file", "seed"])  # whose journal could not be written either
+    error = manifest.failed(OSError(errno.EROFS, os.strerror(errno.EROFS), str(tmp_path / "0.png")), 5)
+    assert str(error) == (f"cannot write {tmp_path / '0.png'} (Read-only file system): none of the 5 images were "
+                          f"written. Make {tmp_path} writable (or choose another --out), then run the same command "
+                          f"with --overwrite")

@@ -1,4 +1,5 @@
 import csv
+import errno
 import os
 import signal
 import subprocess
@@ -260,6 +261,17 @@ def test_reject_copies_does_not_depend_on_batch_size(conditional_run, tmp_path, 
 
 def listed(manifest) -> list[str]:
     return [row["file"] for row in csv.DictReader(manifest.open())]
+
+
+def test_a_read_only_out_is_told_to_make_it_writable_not_to_free_space(run_dir, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    fill_the_disk_after(0, sample_module, monkeypatch, errno.EROFS)
+    with pytest.raises(GanError) as error:
+        export(SampleConfig(run=str(run_dir), count=4, out=str(out), workers=1), log=lambda _: None)
+    assert str(error.value) == (
+        f"cannot write {out / 'seed000000.png'} (Read-only file system): 0 of 4 images were written, and "
+        f"{out / 'manifest.csv'} lists them. Make {out} writable (or choose another --out), then run the same "
+        f"command with --overwrite")
 
 
 def test_a_full_disk_mid_export_names_the_file_lists_what_was_written_and_overwrite_cleans_up(run_dir, tmp_path,

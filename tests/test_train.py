@@ -1,3 +1,4 @@
+import errno
 import json
 import os
 import signal
@@ -420,3 +421,34 @@ def test_a_resume_whose_data_folder_moved_says_so_and_how_to_point_at_it(flat_fo
         train(cfg, resume=checkpoint, log=lambda _: None)
     cfg.data.path = str(moved)
     assert train(cfg, resume=checkpoint, log=lambda _: None).run_dir == run_dir
+
+
+def refuse_locks(monkeypatch, code: int):
+    """The run folder's lock cannot be written, as in a read-only folder or on a disk with 0 bytes free (the tests
+    may run as root, whom permissions do not stop)."""
+    def refused(run_dir):
+        raise OSError(code, os.strerror(code), str(Path(run_dir) / ".lock"))
+
+    monkeypatch.setattr(train_module, "RunLock", refused)
+
+
+def test_a_resume_of_a_read_only_run_says_to_make_it_writable(flat_folder, tmp_path, monkeypatch):
+    run_dir = train(tiny_config(flat_folder, tmp_path / "runs", steps=1), log=lambda _: None).run_dir
+    checkpoint = load_checkpoint(str(run_dir))
+    cfg = checkpoint.saved_config()
+    cfg.train.steps = 2
+    refuse_locks(monkeypatch, errno.EROFS)
+    with pytest.raises(GanError) as error:
+        train(cfg, resume=checkpoint, log=lambda _: None)
+    assert str(error.value).startswith(f"cannot write {run_dir / '.lock'} (Read-only file system; ")
+    assert str(error.value).endswith(f"the newest complete checkpoint is checkpoint-0000001.pt. Make {run_dir} "
+                                     f"writable, then continue with: gan train --resume {run_dir}")
+
+
+def test_a_new_run_on_a_full_disk_leaves_no_empty_run_folder(flat_folder, tmp_path, monkeypatch):
+    refuse_locks(monkeypatch, errno.ENOSPC)
+    for _ in range(2):
+        with pytest.raises(GanError, match=r"\(the disk is full; .*no checkpoint was saved yet. Free some space, then "
+                                           r"run the same command again$"):
+            train(tiny_config(flat_folder, tmp_path / "runs", steps=1), log=lambda _: None)
+    assert list((tmp_path / "runs").iterdir()) == []
