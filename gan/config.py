@@ -60,6 +60,10 @@ def workers_option(what: str):
 
 RESOLUTION = PowerOfTwo(16, 4096)
 MAX_SAMPLES = 50_000  # what the standard FID uses; more only grows the features held in memory
+# A million images of a few thousand real ones is far past any share that helps: beyond it a count is a typo that
+# would fill the disk (or, planned up front, the memory) before saying so.
+MAX_EXPORT = 1_000_000
+EXPORT_COUNT = Range(1, MAX_EXPORT)
 
 
 def background_option():
@@ -106,13 +110,18 @@ class DataConfig:
         check_declared(self)
 
 
+# Far wider than any published GAN (StyleGAN: 512), and small enough that a network's size is still a number the
+# memory estimate can count before it refuses.
+WIDTH = Range(1, 8192)
+
+
 @dataclass
 class ModelConfig:
-    z_dim: int = option(100, "length of the generator's noise vector", within=POSITIVE, shape=True)
+    z_dim: int = option(100, "length of the generator's noise vector", within=WIDTH, shape=True)
     g_channels: int = option(64, "generator width: channels of its last hidden layer (doubling towards 4x4, at most "
-                             "8x)", within=POSITIVE, shape=True)
+                             "8x)", within=WIDTH, shape=True)
     d_channels: int = option(64, "discriminator width: channels of its first layer (doubling, at most 8x)",
-                             within=POSITIVE, shape=True)
+                             within=WIDTH, shape=True)
     conditional: str = option("auto", "class-conditional G and D (on), one unconditional G and D per class whose "
                               "labels hold by construction (per-class), or off; auto: on when the data has 2+ class "
                               "folders", ("auto", "on", "per-class", "off"), shape=True)
@@ -293,12 +302,12 @@ class SampleConfig:
     run: str = option("", "run folder to sample from: its best.pt when training evaluated it, else its newest checkpoint")
     checkpoint: str = option("", "best or last (of --run), or a checkpoint file")
     count: int = option(100, "how many images to export (a conditional model spreads them like the training classes)",
-                        within=POSITIVE)
+                        within=EXPORT_COUNT)
     per_class: int = option(0, "export this many images of every class (or of each --class) instead of --count",
-                            within=Range(0, zero="use --count"))
+                            within=Range(0, MAX_EXPORT, zero="use --count"))
     per_real: float = option(0.0, "export this many images per training image of each class (e.g. the share gan "
                              "value found best; at least 1 a class) instead of --count",
-                             within=Range(0, low_open=True, zero="use --count"))
+                             within=Range(0, MAX_EXPORT, low_open=True, zero="use --count"))
     classes: list[str] = option([], "export only this class (repeat the flag for several)", flag="--class")
     out: str = option("", "folder to write the images into (created if missing)")
     seed: int = option(0, "image i uses seed S+i, so the output does not depend on batch size or device")
@@ -366,7 +375,7 @@ STRENGTH = Range(0, 4, low_open=True)  # 1: the presets suited to photos
 class VariantsConfig:
     data: str = option("", "folder of images to make variants of: flat, or one subfolder per class")
     out: str = option("", "folder to write the variants into, in the same layout (created if missing)")
-    per_image: int = option(4, "variants of every image", within=POSITIVE)
+    per_image: int = option(4, "variants of every image", within=EXPORT_COUNT)
     ops: str = option(",".join(CLASSICAL_OPS), "operations to draw from, comma-separated (drop flip for text or digits)")
     strength: float = option(1.0, "scales every operation's range (1: presets suited to photos)", within=STRENGTH)
     seed: int = option(0, "variant k of image i uses seed S + i * per_image + k")

@@ -52,9 +52,11 @@ def training_bytes(cfg: RunConfig, batch_per_process: int) -> int:
     """About how many bytes one training process needs for its networks, optimizers and the activations of a
     step (the allocator's slack, the gradient penalties and the data are not counted)."""
     resolution, channels, classes = cfg.data.resolution, cfg.data.channels or 3, cfg.num_classes
-    with torch.random.fork_rng(devices=[]):  # built on the CPU: initialising on meta imports half of torch (2 s)
-        G = generator(cfg.model, resolution, channels, classes).to("meta")
-        D = discriminator(cfg.model, resolution, channels, classes).to("meta")
+    # On meta even networks far too large to build: the first build there imports torch's compiler (about 1 s), a
+    # price paid once so that a huge --g-channels or --z-dim is refused here instead of running out of memory.
+    with torch.device("meta"):
+        G = generator(cfg.model, resolution, channels, classes)
+        D = discriminator(cfg.model, resolution, channels, classes)
     # An image passes through one member of per-class networks: activations are one member's.
     one_G, one_D = (G.members[0], D.members[0]) if isinstance(G, PerClass) else (G, D)
     # Two probe batches: their difference is what each image adds (the weights a layer saves are kept once).
@@ -66,8 +68,9 @@ def training_bytes(cfg: RunConfig, batch_per_process: int) -> int:
 
 
 def _what_to_lower(cfg: RunConfig) -> str:
-    return (f"lower --batch-size (now {cfg.train.batch_size}), --resolution (now {cfg.data.resolution}) or "
-            f"--g-channels / --d-channels (now {cfg.model.g_channels} / {cfg.model.d_channels})")
+    m = cfg.model
+    return (f"lower --batch-size (now {cfg.train.batch_size}), --resolution (now {cfg.data.resolution}), "
+            f"--g-channels / --d-channels (now {m.g_channels} / {m.d_channels}) or --z-dim (now {m.z_dim})")
 
 
 def check_fits(cfg: RunConfig, device: torch.device, processes: int = 1) -> int:

@@ -88,7 +88,7 @@ COUNT = Range(0)  # 0 or more
 FRACTION = Range(0, 1)
 DECAY = Range(0, 1, high_open=True)  # Adam betas and moving averages: 1 would never move
 WEIGHT = Range(0, low_open=True, zero="off")  # a loss term's weight
-WORKERS = Range(0, 64, zero="auto")  # each decoding process holds about 70 MB: more than 64 only costs memory
+WORKERS = Range(1, 64, zero="auto")  # each decoding process holds about 70 MB: more than 64 only costs memory
 
 
 def option(default, help: str, choices: tuple | None = None, flag: str | None = None, within: Values | None = None,

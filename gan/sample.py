@@ -20,7 +20,7 @@ from torch import nn
 
 from gan import device as devices
 from gan.checkpoint import Checkpoint, load_checkpoint, pick_checkpoint
-from gan.config import RunConfig, SampleConfig
+from gan.config import MAX_EXPORT, RunConfig, SampleConfig
 from gan.errors import GanError
 from gan.evaluate import copy_filter, training_images
 from gan.features import load_feature_space
@@ -82,6 +82,10 @@ def plan_classes(cfg: SampleConfig, trained: RunConfig, source: Path) -> list[in
         counts = [max(1, round(cfg.per_real * n)) for n in trained_counts]
     else:  # like the training data: small classes stay small unless --per-class asks otherwise
         counts = spread(cfg.count, trained_counts)
+    if sum(counts) > MAX_EXPORT:
+        flag = f"--per-class {cfg.per_class}" if cfg.per_class else f"--per-real {cfg.per_real:g}"
+        raise GanError(f"{flag} asks for {sum(counts):,} images of {len(chosen)} classes, more than the {MAX_EXPORT:,} "
+                       f"one export makes: lower it, or export the classes in parts with --class")
     return [c for c, n in zip(chosen, counts) for _ in range(n)]
 
 

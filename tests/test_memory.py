@@ -37,10 +37,21 @@ def test_a_run_too_large_for_the_memory_is_refused_before_any_work(tmp_path, cap
                  "--resolution", "4096", "--batch-size", "1024"])
     error = capsys.readouterr().err
     assert code == 1 and error.startswith("error: this run needs at least about ")
-    assert error.rstrip().endswith("is free: lower --batch-size (now 1024), --resolution (now 4096) or --g-channels / "
-                                   "--d-channels (now 8 / 8)")
+    assert error.rstrip().endswith("is free: lower --batch-size (now 1024), --resolution (now 4096), --g-channels / "
+                                   "--d-channels (now 8 / 8) or --z-dim (now 8)")
     assert len(error.strip().splitlines()) == 1
     assert not (tmp_path / "runs").exists()  # nothing decoded, no run folder
+
+
+@pytest.mark.parametrize("wide", [["--g-channels", "8192"], ["--d-channels", "8192"], ["--z-dim", "8192",
+                                                                                       "--g-channels", "8192"]])
+def test_networks_too_wide_for_the_memory_are_refused_before_any_work(tmp_path, capsys, wide):
+    write_images(tmp_path / "data", 4)
+    code = main(["train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "runs"), *TINY_FLAGS,
+                 "--resolution", "256", *wide])
+    error = capsys.readouterr().err
+    assert code == 1 and error.startswith("error: this run needs at least about ") and "8192" in error
+    assert not (tmp_path / "runs").exists()
 
 
 @pytest.mark.parametrize("raised", [
@@ -61,8 +72,8 @@ def test_running_out_of_memory_mid_run_says_what_to_lower_and_keeps_the_checkpoi
     code = main(["train", "--data", str(flat_folder), "--out", str(tmp_path / "runs"), *TINY_FLAGS, "--steps", "4"])
     error = capsys.readouterr().err
     assert code == 1 and error.startswith(f"error: out of memory on cpu ({type(raised).__name__}: ")
-    assert error.rstrip().endswith("lower --batch-size (now 8), --resolution (now 16) or --g-channels / --d-channels "
-                                   "(now 8 / 8). Checkpoints saved so far are kept")
+    assert error.rstrip().endswith("lower --batch-size (now 8), --resolution (now 16), --g-channels / --d-channels "
+                                   "(now 8 / 8) or --z-dim (now 8). Checkpoints saved so far are kept")
     assert (tmp_path / "runs" / "00000-flat" / "checkpoint-0000002.pt").is_file()
 
 

@@ -44,7 +44,7 @@ def test_shape_differences_name_flag_and_both_values():
     (FRACTION, "in [0, 1]", [0, 1], [-0.1, 1.1]),
     (DECAY, "in [0, 1)", [0, 0.999], [1, -0.5]),
     (WEIGHT, "0 (off) or positive", [0, 2.5], [-1e-9]),
-    (WORKERS, "0 (auto) or in [0, 64]", [0, 4, 64], [-1, 65]),
+    (WORKERS, "0 (auto) or in [1, 64]", [0, 4, 64], [-1, 65]),
     (Range(2, zero="auto"), "0 (auto) or 2 or more", [0, 2, 9], [1, -2]),
     (Range(0, 4, low_open=True), "above 0 and at most 4", [0.1, 4], [0, 4.5]),
     (Range(0.05, zero="off"), "0 (off) or 0.05 or more", [0, 0.05, 3], [0.01, -1]),

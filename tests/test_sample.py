@@ -426,3 +426,11 @@ def test_a_second_export_into_a_folder_being_exported_into_is_refused_and_remove
     export(SampleConfig(run=str(run_dir), count=2, out=str(out), overwrite=True), log=lambda _: None)  # once it ended
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
         "manifest.csv", "seed000000.png", "seed000001.png"]
+
+
+def test_a_per_class_count_past_a_million_images_in_all_is_refused_before_any_work(conditional_run, tmp_path):
+    with pytest.raises(GanError, match=r"^--per-class 600000 asks for 1,200,000 images of 2 classes, more than the "
+                                       r"1,000,000 one export makes: lower it, or export the classes in parts with "
+                                       r"--class$"):
+        export(SampleConfig(run=str(conditional_run), per_class=600_000, out=str(tmp_path / "o")), log=lambda _: None)
+    assert not (tmp_path / "o").exists()

@@ -127,3 +127,10 @@ def test_a_class_folder_named_like_the_manifest_is_refused_before_any_work(tmp_p
         f"class 'manifest.csv' would be written to the folder {tmp_path / 'out' / 'manifest.csv'}, where the export's "
         f"manifest.csv goes: rename that folder in {tmp_path / 'data'}")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_per_image_count_past_a_million_variants_in_all_is_refused_before_any_work(class_folder, tmp_path):
+    with pytest.raises(GanError, match=r"^--per-image 100000 makes 1,100,000 variants of 11 images, more than the "
+                                       r"1,000,000 one export makes: lower it$"):
+        run(class_folder, tmp_path / "out", per_image=100_000)
+    assert not (tmp_path / "out").exists()
