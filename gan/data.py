@@ -180,7 +180,10 @@ def _listing(root: Path, files: list[Path], labels: list[int]) -> list:
     """What identifies the data without reading it: names, sizes, modification times, labels."""
     listing = []
     for f, label in zip(files, labels):
-        stat = f.stat()
+        try:
+            stat = f.stat()
+        except OSError:  # a dangling link, skipped when decoded: its own entry still tells this data from another
+            stat = f.lstat()
         listing.append([f.relative_to(root).as_posix(), stat.st_size, stat.st_mtime_ns, label])
     return listing
 

@@ -24,17 +24,20 @@ def check_folder(path: str, flag: str = "--data") -> Path:
 
 
 def _is_image(entry: os.DirEntry) -> bool:
-    return not entry.name.startswith(".") and entry.is_file() and imagefiles.is_image_file(Path(entry.name))
+    """Named as an image and not a folder. A dangling link, a pipe or a device named so is listed all the same: its
+    decoding says why it is skipped, where the user reads it, instead of the file vanishing unseen."""
+    return not entry.name.startswith(".") and not entry.is_dir() and imagefiles.is_image_file(Path(entry.name))
 
 
 def _images_under(folder: Path, unreadable: list[tuple[Path, str]]) -> list[Path]:
-    """Every visible image file under `folder`, sorted. Links to folders inside it are not followed (so a link
-    back up cannot loop); a sub-folder that cannot be listed goes into `unreadable` with the reason."""
+    """Every visible image file under `folder` (as `_is_image` takes them), sorted. Links to folders inside it are
+    not followed (so a link back up cannot loop); a sub-folder that cannot be listed goes into `unreadable` with
+    the reason."""
     found = []
     for parent, folders, files in os.walk(folder, onerror=lambda e: unreadable.append((Path(e.filename), e.strerror))):
         folders[:] = [name for name in folders if not name.startswith(".")]
-        found += [Path(parent) / name for name in files
-                  if not name.startswith(".") and imagefiles.is_image_file(Path(name)) and (Path(parent) / name).is_file()]
+        found += [Path(parent) / name for name in files  # os.walk lists links to folders under `folders`
+                  if not name.startswith(".") and imagefiles.is_image_file(Path(name))]
     return sorted(found)
 
 

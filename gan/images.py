@@ -6,6 +6,7 @@ Pure PIL and numpy (no torch) so decoding worker processes start quickly.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import Callable, NamedTuple
 
@@ -60,8 +61,7 @@ def decode(path: str, resolution: int, background: str, max_pixels: int) -> tupl
 def open_rgb(path: str, background: str, max_pixels: int, draft: int | None = None) -> tuple[Image.Image, bool]:
     """Read `path` as an 8-bit RGB image, upright, at full size (or, for JPEG, reduced while its sides stay at
     least `draft`); also say whether it is grayscale. Raises BadImage with a short reason."""
-    if os.path.getsize(path) == 0:
-        raise BadImage("empty file (0 bytes)")
+    _check_regular_file(path)
     # Pillow's process-wide bomb check would override --max-pixels; the header check below replaces it.
     Image.MAX_IMAGE_PIXELS = None
     try:
@@ -80,6 +80,21 @@ def open_rgb(path: str, background: str, max_pixels: int, draft: int | None = No
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         reason = "truncated file" if "truncated" in str(error) else f"cannot be decoded ({error})"
         raise BadImage(reason) from None
+
+
+def _check_regular_file(path: str) -> None:
+    """Refuse, before opening it, what is not an image's bytes: a pipe would block the read forever, a device
+    never end."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise BadImage("a link to a file that does not exist (any more)") from None
+    except OSError as error:
+        raise BadImage(f"cannot be read ({error.strerror}): fix its permissions to use it") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise BadImage("not a regular file (a pipe, a device or a socket): remove it or link a real image")
+    if info.st_size == 0:
+        raise BadImage("empty file (0 bytes)")
 
 
 def _to_rgb(image: Image.Image, background: tuple) -> tuple[Image.Image, bool]:
@@ -101,14 +116,19 @@ def _to_rgb(image: Image.Image, background: tuple) -> tuple[Image.Image, bool]:
 
 
 def _high_depth_to_rgb(image: Image.Image) -> Image.Image:
-    """16-bit and float grayscale: scale to 0..255 (clipping would turn most 16-bit images white)."""
+    """16-bit, 32-bit and float grayscale: scale to 0..255 (clipping would turn most 16-bit images white). Values
+    outside the ranges images use (0..1 or 0..255 for floats, 0..65535 for integers) have no meaning we could
+    guess: clipped, they would become a two-level black-and-white picture, so the file is skipped instead."""
     values = np.asarray(image, dtype=np.float64)
     if not np.isfinite(values).all():  # NaN would become black, silently
         raise BadImage(f"holds {np.count_nonzero(~np.isfinite(values))} non-finite pixel values (NaN or infinity)")
-    if image.mode == "F":
-        white = 1.0 if values.max(initial=0.0) <= 1.0 else 255.0
-    else:
-        white = _HIGH_DEPTH_WHITE[image.mode]
+    low, high = values.min(initial=0.0), values.max(initial=0.0)
+    ranges = (1.0, 255.0) if image.mode == "F" else (_HIGH_DEPTH_WHITE[image.mode],)
+    white = next((top for top in ranges if low >= 0 and high <= top), None)
+    if white is None:
+        allowed = " or ".join(f"0..{top:g}" for top in ranges)
+        raise BadImage(f"pixel values from {low:g} to {high:g}, outside {allowed}: scale them into that range (or "
+                       f"save it as an 8- or 16-bit image) to use it")
     scaled = np.clip(np.rint(values * (255.0 / white)), 0, 255).astype(np.uint8)
     return Image.fromarray(scaled, mode="L").convert("RGB")
 

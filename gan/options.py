@@ -42,15 +42,21 @@ class Range:
         return above_low and below_high
 
     def __str__(self) -> str:
-        low = f"{self.low:g}"
+        low = _number(self.low)
         if self.high is not None:
-            text = (f"above {low} and at most {self.high:g}" if self.low_open else
-                    f"in [{low}, {self.high:g}{')' if self.high_open else ']'}")
+            high = _number(self.high)
+            text = (f"above {low} and at most {high}" if self.low_open else
+                    f"in [{low}, {high}{')' if self.high_open else ']'}")
         elif self.low_open:
             text = "positive" if self.low == 0 else f"above {low}"
         else:
             text = "more" if self.low == 0 and self.zero else f"{low} or more"
         return f"0 ({self.zero}) or {text}" if self.zero else text
+
+
+def _number(value: float) -> str:
+    """1000000, not 1e+06; 0.05 as it is."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 @dataclass(frozen=True)

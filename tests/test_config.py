@@ -15,9 +15,9 @@ from gan.errors import GanError
         ("train", "steps", 0, "--steps must be positive"),
         ("train", "beta1", 1.0, r"--beta1 must be in \[0, 1\)"),
         ("train", "ema_decay", -0.1, "--ema-decay must be in"),
-        ("model", "z_dim", 0, "--z-dim must be positive"),
+        ("model", "z_dim", 0, "--z-dim must be in \\[1, 8192\\]"),
         ("train", "eval_count", 10**9, r"--eval-count must be 0 \(auto\) or in \[2, 50000\]"),
-        ("data", "workers", 1000, r"--workers must be 0 \(auto\) or in \[0, 64\]"),
+        ("data", "workers", 1000, r"--workers must be 0 \(auto\) or in \[1, 64\]"),
     ],
 )
 def test_validation_names_the_flag(section, name, value, message):

@@ -4,6 +4,8 @@ cropping and the grayscale choice."""
 from __future__ import annotations
 
 import errno
+import os
+import re
 import struct
 import zlib
 from pathlib import Path
@@ -32,6 +34,34 @@ def test_a_finite_float_tiff_still_decodes(tmp_path):
     Image.fromarray(np.full((8, 8), 0.5, dtype=np.float32), mode="F").save(path)
     pixels, gray, _ = decode(str(path), 16, "white", 10**6)
     assert gray and int(pixels[0, 0, 0]) == 128
+
+
+@pytest.mark.parametrize("values, reason", [
+    (np.linspace(-3e5, 7e5, 64, dtype=np.float32), "pixel values from -300000 to 700000, outside 0..1 or 0..255"),
+    (np.linspace(-2**31, 2**31 - 1, 64).astype(np.int32), "pixel values from -2.14748e+09 to 2.14748e+09, outside "
+                                                          "0..65535"),
+])
+def test_a_deep_tiff_out_of_every_image_range_is_skipped_not_turned_black_and_white(tmp_path, values, reason):
+    path = tmp_path / "deep.tif"
+    Image.fromarray(values.reshape(8, 8)).save(path)
+    with pytest.raises(BadImage, match=rf"^{re.escape(reason)}: scale them into that range \(or save it as an 8- or 16-bit "
+                                       rf"image\) to use it$"):
+        decode(str(path), 16, "white", 10**6)
+
+
+@pytest.mark.parametrize("make, reason", [
+    (lambda path: path.symlink_to(path.parent / "gone.png"), "a link to a file that does not exist (any more)"),
+    (lambda path: path.symlink_to("/dev/zero"), "not a regular file (a pipe, a device or a socket): remove it or "
+                                                 "link a real image"),
+    (lambda path: os.mkfifo(path), "not a regular file (a pipe, a device or a socket): remove it or "
+                                                 "link a real image"),
+])
+def test_links_to_nothing_devices_and_pipes_named_as_images_are_skipped_with_the_reason(tmp_path, make, reason):
+    folder = tmp_path / "data"
+    write_images(folder, 2)
+    make(folder / "odd.png")
+    dataset, lines = load_folder(data_config(folder, tmp_path))
+    assert len(dataset) == 2 and f"skipped odd.png: {reason}" in lines
 
 
 def test_a_file_that_cannot_be_read_says_so(tmp_path, monkeypatch):

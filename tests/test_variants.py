@@ -87,7 +87,7 @@ def test_a_folder_of_unreadable_files_is_an_error_not_an_empty_success(tmp_path)
 
 
 @pytest.mark.parametrize("settings, message", [
-    ({"per_image": 0}, "--per-image must be positive"),
+    ({"per_image": 0}, "--per-image must be in \\[1, 1000000\\]"),
     ({"ops": "rotate,warp"}, "--ops: unknown operation 'warp'"),
     ({"strength": 0}, "--strength must be above 0"),
 ])
