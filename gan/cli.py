@@ -132,6 +132,9 @@ def _print_train_summary(result) -> None:
     print("\n".join(lines))
 
 
+SHORT_EXPORT = 3  # every image written is good and listed, but the checks turned down the rest: a script must know
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
     from gan.sample import export
 
@@ -141,7 +144,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     print(f"wrote {len(result.files)} images to {result.out}/ (list: {result.manifest})")
     if result.grid:
         print(f"preview grid: {result.grid}")
-    return 0
+    return SHORT_EXPORT if len(result.files) < result.planned else 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -250,7 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(handler=cmd_train)
 
     sample = commands.add_parser("sample", help="export synthetic images from a trained run",
-                                 description="Export synthetic images (one seed each) with a manifest.csv.")
+                                 description="Export synthetic images (one seed each) with a manifest.csv. Exits "
+                                             f"with {SHORT_EXPORT} when the label or copy checks left it short of "
+                                             "the count asked for (the images written are kept and listed).")
     add_config_flags(sample, SampleConfig)
     sample.set_defaults(handler=cmd_sample)
 

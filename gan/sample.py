@@ -48,6 +48,7 @@ class ExportResult:
     rejected: int = 0  # samples the screen turned down (near-copies, wrong class)
     rejected_by_class: dict[str, dict[str, int]] = field(default_factory=dict)  # class -> {"label": n, "copy": n}
     made_by_class: dict[str, int] = field(default_factory=dict)  # samples generated per class, rejected ones included
+    planned: int = 0  # images asked for (more than `files` when the checks turned some down to the end)
 
 
 @dataclass
@@ -315,7 +316,7 @@ def _export_into(out: Path, cfg: SampleConfig, checkpoint, labels, G, D, screen,
     log(f"exporting {len(plan)} images from {checkpoint.path} (step {checkpoint.step}) to {out}")
 
     grid = _GridPicker(labels is not None)
-    result = ExportResult(out, [], manifest.path, None)
+    result = ExportResult(out, [], manifest.path, None, planned=len(plan))
     try:
         with StopSignals() as stop:
             batches = _batches(G, plan, cfg.seed, cfg.batch_size, cfg.truncation, device, screen)

@@ -231,6 +231,9 @@ def test_reject_copies_gives_up_with_a_warning_when_everything_is_a_copy(run_dir
     assert any("only 0 of 3 images were written" in line for line in lines)
     assert result.rejected_by_class == {"flowers": {"copy": 30}}
     assert (tmp_path / "o" / "manifest.csv").read_text().strip() == "file,seed,class,checkpoint,step,truncation,confidence,d_score"
+    # The command line says so in its exit status too, for scripts that read no warnings.
+    assert main(["sample", "--run", str(run_dir), "--count", "3", "--reject-copies", "--out", str(tmp_path / "p")]) == 3
+    assert main(["sample", "--run", str(run_dir), "--count", "3", "--no-label-filter", "--out", str(tmp_path / "q")]) == 0
 
 
 def test_reject_copies_does_not_depend_on_batch_size(conditional_run, tmp_path, monkeypatch):
