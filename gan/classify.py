@@ -18,6 +18,7 @@ from torch import nn
 
 from gan.batches import Shuffled
 from gan.pixels import to_signed
+from gan.tracking import progress_bar
 
 LEARNING_RATE = 2e-3
 WEIGHT_DECAY = 5e-4
@@ -53,9 +54,11 @@ def to_input(images: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 
 def train_classifier(data: TrainingSet, num_classes: int, steps: int, batch_size: int, seed: int,
-                     device: torch.device, augment: Callable[[torch.Tensor], torch.Tensor] | None = None) -> nn.Module:
+                     device: torch.device, augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                     progress: str = "") -> nn.Module:
     """A SmallCNN trained for `steps` steps on shuffled passes over `data`; `augment` (uint8 batch -> uint8 batch)
-    makes a fresh variant of every image of every batch. Repeatable from `seed`."""
+    makes a fresh variant of every image of every batch. Repeatable from `seed`. `progress`: the name of a
+    progress bar to show."""
     generator = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):  # the initial weights and dropout from `seed`, the caller's RNG untouched
         torch.manual_seed(seed)
@@ -64,7 +67,7 @@ def train_classifier(data: TrainingSet, num_classes: int, steps: int, batch_size
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps)))
         shuffled = Shuffled(len(data.labels), generator)
         model.train()
-        for _ in range(steps):
+        for _ in progress_bar(steps, progress, "step", iterable=range(steps)) if progress else range(steps):
             pick = shuffled.take(batch_size)  # always a full batch, across passes: equal work in every configuration
             images = data.images[pick]
             if augment is not None:

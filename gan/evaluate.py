@@ -29,7 +29,8 @@ from gan.generate import generate, load_generator, spread
 from gan.judge import Judge, agreement, run_judge
 from gan.metrics import COPY_FRACTION, CopyDetector, NearestTraining, class_kids, distribution_metrics
 from gan.pixels import to_signed, to_uint8
-from gan.tracking import image_grid, save_png
+from gan.state import REFERENCE_STREAM, seeded
+from gan.tracking import image_grid, progress_bar, save_png
 
 _PAIRS_SHOWN = 16  # closest sample/training pairs in the memorization grid
 
@@ -37,6 +38,15 @@ _PAIRS_SHOWN = 16  # closest sample/training pairs in the memorization grid
 def eval_count(requested: int, num_real: int) -> int:
     """Images to generate: as many as there are real ones (FID's bias depends on it), within 500 to 5000."""
     return requested or min(max(num_real, 500), 5000)
+
+
+def reference_rows(labels: torch.Tensor, count: int, seed: int) -> torch.Tensor:
+    """`count` rows of a real set, drawn from `seed` with each class keeping its share, in their original order."""
+    counts = torch.bincount(labels).tolist()
+    draw = seeded(seed, REFERENCE_STREAM)
+    rows = [torch.nonzero(labels == c).flatten()[torch.randperm(n, generator=draw)[:k]]
+            for c, (n, k) in enumerate(zip(counts, spread(count, counts)))]
+    return torch.cat(rows).sort().values
 
 
 def as_unit(images: torch.Tensor) -> torch.Tensor:
@@ -58,19 +68,26 @@ class Evaluator:
 
     def __init__(self, space: FeatureSpace, real: ImageDataset, class_names: list[str], conditional: bool,
                  count: int, device: torch.device, batch_size: int = 64, seed: int = 0,
-                 judge: Callable[[], Judge] | None = None, truncation: float = 0.0, ranks: Ranks = SINGLE):
+                 judge: Callable[[], Judge] | None = None, truncation: float = 0.0, ranks: Ranks = SINGLE,
+                 progress: bool = False):
         if len(real) < 2 or count < 2:
             raise GanError(f"the metrics need at least 2 real and 2 generated images, got {len(real)} and {count}")
         self.space, self.device, self.batch_size, self.ranks = space, device, batch_size, ranks
+        self.progress = progress  # bars for its long parts (`gan eval`; training shows its own)
         self.class_names = class_names
+        # A real set larger than the samples is compared through a subset as large as they are, in each class's
+        # share: the metrics' cost grows with the square of the real images (precision and recall), their worth
+        # with the smaller side.
+        rows = reference_rows(real.labels, count, seed) if len(real) > count else slice(None)
+        reference = f", {count} of {len(real)} real images" if len(real) > count else ""
         # What makes two evaluations' numbers comparable (best.pt is only ever replaced by a comparable one).
         truncated = f", truncated at {truncation:g}" if truncation else ""
-        self.identity = f"{space.name} features, {count} samples from seed {seed}{truncated}"
+        self.identity = f"{space.name} features, {count} samples from seed {seed}{truncated}{reference}"
         self.truncation = truncation
         # Real labels as indices into the generator's classes (-1: a class the generator does not know).
         known = torch.tensor([class_names.index(n) if n in class_names else -1 for n in real.class_names])
-        self.real_labels = known[real.labels]
-        self.real_images = real.images
+        self.real_labels = known[real.labels[rows]]
+        self.real_images = real.images[rows]
         self.seeds = list(range(seed, seed + count))
         self.make_judge = judge if conditional else None  # asked for at the first evaluation, like the real features
         self.labels = None
@@ -78,9 +95,12 @@ class Evaluator:
             counts = torch.bincount(self.real_labels[self.real_labels >= 0], minlength=len(class_names)).tolist()
             self.labels = [c for c, n in enumerate(spread(count, counts)) for _ in range(n)]
 
+    def _bar(self, name: str) -> str:
+        return name if self.progress else ""
+
     @functools.cached_property
     def real(self) -> torch.Tensor:
-        return embed(self.space, self.real_images, self.batch_size, self.device)
+        return embed(self.space, self.real_images, self.batch_size, self.device, self._bar("real features"))
 
     @functools.cached_property
     def judge(self) -> Judge | None:
@@ -90,11 +110,13 @@ class Evaluator:
         """The evaluation's samples (`rows`: a part of them)."""
         seeds, labels = self.seeds[rows], self.labels[rows] if self.labels is not None else None
         batches = generate(G, seeds, labels, self.batch_size, self.device, truncation=self.truncation)
+        if self.progress:
+            batches = progress_bar(-(-len(seeds) // self.batch_size), "generating", "batch", iterable=batches)
         images = torch.cat([to_uint8(batch) for batch in batches])
         return Samples(images, torch.tensor(labels) if labels is not None else None, seeds)
 
     def features(self, samples: Samples) -> torch.Tensor:
-        return embed(self.space, samples.images, self.batch_size, self.device)
+        return embed(self.space, samples.images, self.batch_size, self.device, self._bar("sample features"))
 
     def score(self, fake: torch.Tensor, samples: Samples, per_class: bool = False) -> dict:
         """FID, KID, precision and recall overall, and (per_class) for each class with 2+ images on both sides;
@@ -250,19 +272,21 @@ def evaluate_run(cfg: EvalConfig, log: Callable[[str], None] = print) -> EvalRes
         train = real if not cfg.real else training_images(trained, "--nearest", log)
         detector = copy_detector(space, train, device, cfg.batch_size)
     count = eval_count(cfg.count or trained.train.eval_count, len(real))
-    log(f"evaluating {checkpoint.path} (step {checkpoint.step}): {count} generated vs {len(real)} real images, "
+    compared = f"{count} of its {len(real)}" if len(real) > count else f"{len(real)}"
+    log(f"evaluating {checkpoint.path} (step {checkpoint.step}): {count} generated vs {compared} real images, "
         f"'{space.name}' features")
     def judge() -> Judge:
         return run_judge(checkpoint.path.parent, trained, lambda: training_images(trained, "label agreement", log),
                          device, log)
 
     evaluator = Evaluator(space, real, trained.data.class_names, bool(trained.num_classes), count, device,
-                          cfg.batch_size, cfg.seed, judge, cfg.truncation)
+                          cfg.batch_size, cfg.seed, judge, cfg.truncation, progress=True)
     samples = evaluator.samples(load_generator(checkpoint, device))
     fake = evaluator.features(samples)
     report = {
         "checkpoint": str(checkpoint.path), "step": checkpoint.step, "features": space.name,
-        "comparable_to_published_fid": space.comparable, "real": real_path, "num_real": len(real),
+        "comparable_to_published_fid": space.comparable, "real": real_path,
+        "num_real": len(evaluator.real_images),
         "num_generated": count, "seed": cfg.seed, "truncation": cfg.truncation,
         **evaluator.score(fake, samples, per_class=True),
     }

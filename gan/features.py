@@ -24,6 +24,7 @@ from torch import nn
 from gan.config import MetricsConfig
 from gan.errors import GanError, first_line
 from gan.pixels import to_signed, to_uint8
+from gan.tracking import progress_bar
 
 # The file names torchmetrics / torch-fidelity and pytorch-fid give the same TF-ported FID weights in the hub cache.
 INCEPTION_FILES = ("weights-inception-2015-12-05-6726825d.pth", "pt_inception-2015-12-05-6726825d.pth")
@@ -179,10 +180,13 @@ def load_feature_space(cfg: MetricsConfig, device: torch.device, log: Callable[[
 
 
 @torch.no_grad()
-def embed(space: FeatureSpace, images: torch.Tensor, batch_size: int, device: torch.device) -> torch.Tensor:
-    """Features (N, D) on the CPU of uint8 images (N, C, H, W), extracted in batches on `device`."""
+def embed(space: FeatureSpace, images: torch.Tensor, batch_size: int, device: torch.device,
+          progress: str = "") -> torch.Tensor:
+    """Features (N, D) on the CPU of uint8 images (N, C, H, W), extracted in batches on `device` (under a progress
+    bar named `progress`, when given)."""
     parts = []
-    for start in range(0, len(images), batch_size):
+    starts = range(0, len(images), batch_size)
+    for start in progress_bar(len(starts), progress, "batch", iterable=starts) if progress else starts:
         batch = to_signed(images[start : start + batch_size].to(device))
         parts.append(space(batch).cpu())
     features = torch.cat(parts) if parts else torch.zeros(0, space.num_features)

@@ -127,7 +127,8 @@ def train_judge(dataset: ImageDataset, cfg: RunConfig, device: torch.device) -> 
     steps = min(MAX_STEPS, max(MIN_STEPS, EPOCHS * math.ceil(len(train_index) / BATCH_SIZE)))
     augment = _shifts_and_colours(cfg.data.mirror, torch.Generator().manual_seed(seed * 8 + _AUGMENT_STREAM))
     data = TrainingSet(dataset.images[train_index], dataset.labels[train_index])
-    model = train_classifier(data, len(dataset.class_names), steps, BATCH_SIZE, seed, device, augment).cpu()
+    model = train_classifier(data, len(dataset.class_names), steps, BATCH_SIZE, seed, device, augment,
+                             progress="judge").cpu()
     judge = Judge(model, dataset.class_names, cfg.data.resolution, int(dataset.images.shape[1]), None,
                   len(held_index), len(train_index))
     if len(held_index):

@@ -27,7 +27,7 @@ from gan.models import discriminator, generator
 from gan.transfer import freeze_blocks
 
 # Independent random streams derived from --seed; all of training's randomness comes from these generators.
-DATA_STREAM, NOISE_STREAM, GRID_STREAM, NORM_STREAM, AUGMENT_STREAM = range(5)
+DATA_STREAM, NOISE_STREAM, GRID_STREAM, NORM_STREAM, AUGMENT_STREAM, REFERENCE_STREAM = range(6)
 
 
 def saved(**options):

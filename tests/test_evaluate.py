@@ -155,8 +155,26 @@ def test_real_features_wait_for_the_first_evaluation_and_are_taken_once(run, mon
     assert embedded == []
     G = evaluate_module.load_generator(load_checkpoint(str(run)), CPU)
     first, second = evaluator.evaluate(G), evaluator.evaluate(G)
-    assert embedded == [8, len(dataset), 8]  # samples, then the reals (once), then the next samples
+    assert embedded == [8, 8, 8]  # samples, then the reals (once: a subset as large as the samples), the next samples
     assert first["kid"] == second["kid"]
+
+
+def test_a_real_set_larger_than_the_samples_is_compared_through_a_class_balanced_subset_of_their_size():
+    from gan.data import ImageDataset
+
+    labels = torch.tensor([0] * 30 + [1] * 10)
+    images = torch.arange(40, dtype=torch.uint8).view(40, 1, 1, 1).expand(40, 3, 16, 16).contiguous()
+    dataset = ImageDataset(images, labels, ["cats", "dogs"], [f"{i}.png" for i in range(40)])
+
+    def evaluator(count, seed=0):
+        return evaluate_module.Evaluator(RandomFeatures(), dataset, dataset.class_names, True, count, CPU, seed=seed)
+
+    small = evaluator(8)
+    assert len(small.real_images) == 8 and small.real_labels.tolist() == [0] * 6 + [1] * 2  # each class's share
+    assert torch.equal(small.real_images, evaluator(8).real_images)  # the same subset every time
+    assert not torch.equal(small.real_images, evaluator(8, seed=1).real_images)
+    assert small.identity.endswith(", 8 of 40 real images")  # a best.pt scored on all of them is not compared
+    assert len(evaluator(40).real_images) == 40 and "real images" not in evaluator(40).identity
 
 
 def test_an_evaluation_that_cannot_be_saved_still_shows_its_scores(run, monkeypatch):
