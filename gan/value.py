@@ -5,7 +5,6 @@ tested on real images it never saw. What the accuracies say, and the report's fi
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from dataclasses import dataclass
@@ -58,30 +57,42 @@ def _labelled_as(dataset: ImageDataset, class_names: list[str], flag: str) -> Tr
     return TrainingSet(dataset.images, index[dataset.labels])
 
 
-def _fingerprints(dataset: ImageDataset, root: str) -> list[set[str]]:
-    """Two hashes per image: of the file's bytes, and of its decoded pixels at the classifier's resolution (so a
-    re-saved, re-encoded or renamed copy is caught too)."""
-    folder = Path(root).expanduser()
-    def digest(data: bytes) -> str:
-        return hashlib.sha256(data).hexdigest()
+# Images are compared as 8x8 cells of colour: a JPEG re-encode (even at quality 50) moved no cell by more than 12
+# levels on the emoji and digits, while each image's nearest other image there differed by 27 or more in some cell.
+_CELLS, _NEAR_COPY_LEVELS = 8, 16
 
-    return [{digest((folder / name).read_bytes()), digest(pixels.numpy().tobytes())}
-            for name, pixels in zip(dataset.files, dataset.images)]
+
+def _cells(images: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.adaptive_avg_pool2d(images.float(), _CELLS).flatten(1)
+
+
+def near_copies(images: torch.Tensor, others: torch.Tensor) -> list[int | None]:
+    """For each image, the index of one of `others` that it copies (byte for byte, re-saved, re-encoded or resized
+    to the same pixels, near enough), or None."""
+    a, b = _cells(images), _cells(others)
+    # A cell off by less than L everywhere means a distance below L * sqrt(cells): a fast first pass (one matrix
+    # product), then the exact test on the few candidates it leaves.
+    bound = _NEAR_COPY_LEVELS * math.sqrt(b.shape[1])
+    found = []
+    for chunk in a.split(512):
+        for row, close in zip(chunk, torch.cdist(chunk, b) < bound):
+            candidates = close.nonzero().flatten()
+            hits = candidates[(b[candidates] - row).abs().amax(1) < _NEAR_COPY_LEVELS]
+            found.append(int(hits[0]) if len(hits) else None)
+    return found
 
 
 def _refuse_overlap(test: ImageDataset, others: list[tuple[ImageDataset, str, str]], cfg: ValueConfig) -> None:
-    """A test image that is also a training (or synthetic) image would measure memory, not accuracy."""
-    test_prints = _fingerprints(test, cfg.test)
+    """A test image that is also a training (or synthetic) image, or a near-copy of one, would measure memory, not
+    accuracy."""
     for dataset, root, flag in others:
-        seen = {}
-        for name, prints in zip(dataset.files, _fingerprints(dataset, root)):
-            seen.update(dict.fromkeys(prints, name))
-        shared = [(name, next(seen[h] for h in prints if h in seen))
-                  for name, prints in zip(test.files, test_prints) if prints & seen.keys()]
+        shared = [(name, dataset.files[k]) for name, k in zip(test.files, near_copies(test.images, dataset.images))
+                  if k is not None]
         if shared:
             example = f"{cfg.test}/{shared[0][0]} = {root}/{shared[0][1]}"
-            raise GanError(f"{len(shared)} images in --test are also in {flag} (e.g. {example}): the test set must "
-                           f"be images no training set contains; remove them from one of the folders")
+            raise GanError(f"{len(shared)} images in --test are also in {flag}, or near-copies of its images (e.g. "
+                           f"{example}): the test set must be images no training set contains; remove them from one "
+                           f"of the folders")
 
 
 def _refuse_out_inside_inputs(cfg: ValueConfig) -> None:

@@ -3,8 +3,10 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
+from helpers import write_images
 from gan.cli import main
 from gan.config import ValueConfig
 from gan.errors import GanError
@@ -89,6 +91,25 @@ def test_a_re_encoded_copy_of_a_test_image_is_caught_too(folders, tmp_path):
         measure_value(settings(folders, tmp_path / "r"), log=lambda _: None)
 
 
+@pytest.mark.parametrize("quality", [100, 75])
+def test_a_jpeg_copy_of_a_test_image_under_another_class_is_caught(folders, tmp_path, quality):
+    [photo] = write_images(tmp_path / "test" / "blue", 1, size=(48, 48), suffix=".jpg")  # smooth, as photos are
+    Image.open(photo).save(tmp_path / "train" / "red" / "other.jpg", quality=quality)
+    with pytest.raises(GanError, match=r"1 images in --test are also in --train, or near-copies of its images "
+                                       r"\(e.g. .*blue/img000.jpg = .*red/other.jpg\)"):
+        measure_value(settings(folders, tmp_path / "r"), log=lambda _: None)
+
+
+def test_distinct_images_are_not_near_copies():
+    from gan.value import near_copies
+
+    images = torch.zeros(3, 3, 32, 32, dtype=torch.uint8)
+    images[1, :, :8, :8] = 120  # one corner cell differs
+    images[2, 0] = 30  # a faint red cast all over
+    assert near_copies(images[1:], images[:1]) == [None, None]
+    assert near_copies(images[:1], images) == [0]
+
+
 def test_the_report_never_lands_inside_an_input_folder(folders, tmp_path):
     with pytest.raises(GanError, match="--out .* is inside --train"):
         measure_value(settings(folders, tmp_path / "train" / "report"), log=lambda _: None)
@@ -116,7 +137,8 @@ def test_synthetic_images_are_mixed_in_per_class_and_every_batch_is_full(folders
 def test_a_test_set_that_overlaps_training_or_synthetic_images_is_refused(folders, tmp_path):
     some_test_image = next((tmp_path / "test" / "red").iterdir())
     shutil.copy(some_test_image, tmp_path / "train" / "red" / "renamed.png")  # same bytes, another name
-    with pytest.raises(GanError, match=r"1 images in --test are also in --train \(e.g. .*red/.*.png = .*renamed.png\)"):
+    with pytest.raises(GanError, match=r"1 images in --test are also in --train, or near-copies of its images \(e.g. "
+                                       r".*red/.*.png = .*renamed.png\)"):
         measure_value(settings(folders, tmp_path / "r"), log=lambda _: None)
     (tmp_path / "train" / "red" / "renamed.png").unlink()
     shutil.copy(some_test_image, tmp_path / "synthetic" / "blue" / "copy.png")
