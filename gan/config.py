@@ -410,7 +410,8 @@ class ValueConfig:
                          "configuration)", within=Range(1, 10_000))
     resolution: int = option(32, "image size the classifier sees, in pixels (a power of two from 16 to 4096)",
                              within=RESOLUTION)
-    batch_size: int = option(64, "images per classifier step", within=POSITIVE)
+    # Every step takes a full batch, across passes over the images: a batch is at most a few thousand of them.
+    batch_size: int = option(64, "images per classifier step", within=Range(1, 4096))
     ops: str = option(",".join(CLASSICAL_OPS), "classical operations used with --classical")
     strength: float = option(1.0, "scales the classical operations' ranges", within=STRENGTH)
     device: str = device_option("train")

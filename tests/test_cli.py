@@ -125,6 +125,8 @@ def test_help_lists_every_flag_with_its_default(capsys):
          "error: --count must be in [1, 1000000], got 1000000000000"),
         (["sample", "--run", "r", "--out", "o", "--per-class", "1000000000000"], "error: --per-class must be 0 (use"),
         (["augment", "--data", "a", "--out", "b", "--per-image", "1000000000000"], "error: --per-image must be in [1, "),
+        (["value", "--train", "a", "--test", "b", "--out", "c", "--batch-size", "1000000000000"],
+         "error: --batch-size must be in [1, 4096]"),
         (["train", "--data", "x", "--g-channels", "1099511627776"], "error: --g-channels must be in [1, 8192]"),
         (["train", "--data", "x", "--z-dim", "1099511627776"], "error: --z-dim must be in [1, 8192]"),
         (["train", "--data", "x", "--compile-mode", "reduce-overhead"],
