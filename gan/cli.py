@@ -10,7 +10,7 @@ import sys
 import typing
 from pathlib import Path
 
-from gan.config import EvalConfig, RunConfig, SampleConfig, ValueConfig, VariantsConfig
+from gan.config import EvalConfig, GrowConfig, RunConfig, SampleConfig, ValueConfig, VariantsConfig
 from gan.errors import GanError
 from gan.files import is_refused
 from gan.options import field_types, flag_of, to_dict
@@ -188,6 +188,16 @@ def cmd_value(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_grow(args: argparse.Namespace) -> int:
+    from gan.grow import grow
+
+    cfg = GrowConfig()
+    apply_flags(cfg, args)
+    result = grow(cfg)
+    print(f"\n{result.verdict}.\nreport: {result.report}")
+    return 0
+
+
 DEMO_STEPS, DEMO_PER_CLASS = 3000, 20
 
 
@@ -240,7 +250,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gan", description="Grow a small image dataset with a GAN.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{train,sample,eval,augment,value,demo}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{grow,train,sample,eval,augment,value,demo}")
+
+    grow_parser = commands.add_parser(
+        "grow", help="the whole journey: train, export and measure on held-out images, then hand over what helped",
+        description="Hold out real images, measure real images and classical augmentation, train the GAN within "
+                    "--budget, export through the label and copy filters, measure each share of synthetic images "
+                    "over paired seeds, and hand over the images that helped (or say they did not), with "
+                    "report.md. Stopped anywhere, the same command carries the journey on.")
+    add_config_flags(grow_parser, GrowConfig)
+    grow_parser.set_defaults(handler=cmd_grow)
 
     train = commands.add_parser("train", help="train a GAN on a folder of images (or resume a run)",
                                 description="Train a DCGAN on a folder of images; every run gets its own folder.")

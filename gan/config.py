@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gan.errors import GanError
-from gan.options import (COUNT, DECAY, FRACTION, POSITIVE, WEIGHT, WORKERS, Colour, PowerOfTwo, Range,
-                         check_declared, derived, option)
+from gan.options import (COUNT, DECAY, FRACTION, POSITIVE, WEIGHT, WORKERS, Colour, Duration, PowerOfTwo,
+                         Range, check_declared, derived, option)
 
 AUGMENTATIONS = ("translation", "cutout", "color", "flip")
 DEFAULT_POLICY = "translation,cutout,color"  # flip only where the data allows it (not for text, digits ...)
@@ -202,6 +202,8 @@ class TrainConfig:
                            "improved neither the --best-by score nor, for a conditional run, the label agreement: "
                            "small-data GANs peak and then get worse (0: off; --steps stays the bound)",
                            within=Range(0, zero="off"))
+    time_limit: str = option("", "end the run after this much training, e.g. 30m, 2h or 1h30m, with an evaluation "
+                             "and a checkpoint as at --steps (a resume gets the time again)", within=Duration("none"))
     out: str = option("checkpoints", "folder where numbered run folders are created")
     name: str = option("", "run folder name after its number (default: the data folder's name)")
     tensorboard: bool = option(True, "write TensorBoard events (stats.jsonl is written either way)")
@@ -443,3 +445,35 @@ class ValueConfig:
                 raise GanError(f"--synthetic-ratio must be {within}, got {item}: {fix}")
             shares.add(share)
         return tuple(sorted(shares))
+
+
+@dataclass
+class GrowConfig:
+    data: str = option("", "your labelled images: one subfolder per class")
+    out: str = option("", "folder for the whole journey: the split, the run, the measurements, report.md and the "
+                      "images handed over (created; a journey stopped there carries on)")
+    test: str = option("", "your own labelled test images, never trained on (default: hold out --held-out of "
+                       "--data, per class)")
+    held_out: float = option(0.2, "share of each class of --data held out to measure on (without --test)",
+                             within=Range(0.05, 0.5))
+    budget: str = option("30m", "the most time the GAN trains (it stops sooner when its scores stop improving)",
+                         within=Duration())
+    steps: int = option(20_000, "the most GAN training steps", within=Range(100, 10_000_000))
+    resolution: int = option(32, "image size of the GAN and of the classifier that measures it (a power of two "
+                             "from 16 to 4096)", within=RESOLUTION)
+    conditional: str = option("on", "one class-conditional GAN (on), or one GAN per class, whose labels hold by "
+                              "construction (per-class)", ("on", "per-class"))
+    synthetic_ratio: str = option("0.1,0.25,0.5,1", "the shares of synthetic images per real one to measure")
+    seeds: int = option(3, "classifier trainings per configuration: the gains are paired by seed",
+                        within=Range(2, 100))
+    epochs: int = option(50, "classifier training length, in passes over the real images", within=Range(1, 10_000))
+    seed: int = option(0, "seed of the split and of the GAN")
+    device: str = device_option("train")
+
+    def validate(self) -> None:
+        check_declared(self)
+        for flag, value in (("--data", self.data), ("--out", self.out)):
+            if not value:
+                raise GanError(f"{flag} is required (gan grow --data DIR --out DIR)")
+        ValueConfig(train=self.data, test=self.data, out=self.out, synthetic_ratio=self.synthetic_ratio).shares()
+        check_seed(self.seed)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import re
 import typing
 from dataclasses import dataclass, field
 from typing import Iterator
@@ -87,6 +88,31 @@ class Colour:
 
     def __str__(self) -> str:
         return "a colour: a name like white, or #rrggbb"
+
+
+_DURATION = re.compile(r"(\d+)([hms])")
+_UNIT_SECONDS = {"h": 3600, "m": 60, "s": 1}
+
+
+def seconds(duration: str) -> int:
+    """'1h30m' -> 5400; '' -> 0 (no limit). Call it on values Duration admits."""
+    return sum(int(amount) * _UNIT_SECONDS[unit] for amount, unit in _DURATION.findall(duration))
+
+
+class Duration:
+    """A time span as people write it: 30m, 2h, 1h30m, 90s ('' when `empty` names what no limit means)."""
+
+    def __init__(self, empty: str = ""):
+        self.empty = empty
+
+    def admits(self, value: str) -> bool:
+        if not value:
+            return bool(self.empty)
+        return bool(re.fullmatch(r"(\d+[hms])+", value)) and 0 < seconds(value) <= 7 * 86400
+
+    def __str__(self) -> str:
+        text = "a time such as 30m, 2h, 1h30m or 90s, up to 7 days"
+        return f"{text} ('' for {self.empty})" if self.empty else text
 
 
 POSITIVE = Range(0, low_open=True)

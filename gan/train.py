@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -21,7 +22,7 @@ from gan.files import LOCK
 from gan.evaluate import best_so_far, training_evaluator
 from gan.judge import label_warnings
 from gan.memory import check_fits, out_of_memory_explained
-from gan.options import shape_differences
+from gan.options import seconds, shape_differences
 from gan.run import Run
 from gan.state import TrainingState, build_state
 from gan.step import train_step
@@ -34,7 +35,7 @@ class TrainResult:
     step: int
     checkpoint: Path
     interrupted: bool  # stopped before --steps by Ctrl-C / SIGTERM: a resume carries it on
-    stopped_early: bool = False  # --patience ran out before --steps: a normal end
+    stopped_early: bool = False  # --patience or --time-limit ended it before --steps: a normal end
 
 
 def out_of_patience(checkpoint: Checkpoint, cfg: RunConfig) -> bool:
@@ -283,25 +284,35 @@ def _announce(run_dir: Path, cfg: RunConfig, ranks: Ranks, device: torch.device,
 
 def _loop(run: Run, start: int, amp) -> tuple[int, Path | None, bool]:
     """Steps from `start` to --steps, with what falls due after each; returns the last step, its checkpoint and
-    whether --patience ended the run there."""
+    whether --patience or --time-limit ended the run there."""
     cfg, state = run.cfg, run.state
     t, ranks = cfg.train, state.ranks
     step, checkpoint, window, patience_ran_out = start, None, [], False
+    stopping = out_of_time = False
+    deadline = time.monotonic() + seconds(t.time_limit) if t.time_limit else math.inf
     with StopSignals() as stop:
         for step in range(start + 1, t.steps + 1):
             window.append(train_step(state, cfg, amp, step))
-            # Read once (a signal arriving mid-save is handled after the next step). Processes agree on it at
-            # the host syncs they share, every --log-every steps: agreeing every step would sync every step.
-            stopping = stop.requested if ranks.processes == 1 else (
-                step % t.log_every == 0 and ranks.any(stop.requested))
+            # Read once (a signal arriving mid-save is handled after the next step). Processes agree on it, and on
+            # the time, at the host syncs they share, every --log-every steps: agreeing every step would sync
+            # every step.
+            if ranks.processes == 1:
+                stopping, out_of_time = stop.requested, time.monotonic() > deadline
+            elif step % t.log_every == 0:
+                stopping, out_of_time = ranks.any(stop.requested), ranks.any(time.monotonic() > deadline)
+            else:
+                stopping = out_of_time = False
             if stopping:
                 run.message(f"stopping at step {step}: saving a checkpoint (Ctrl-C again aborts)")
-            last = step == t.steps or stopping
+            elif out_of_time:
+                run.message(f"--time-limit {t.time_limit} reached at step {step}: ending the run as at --steps")
+            end = step == t.steps or out_of_time
+            last = end or stopping
             if last or step % t.log_every == 0 or step % t.checkpoint_every == 0:
                 run.report(window, step)
             # Before the checkpoint, which holds what the evaluation counted for --patience: a resume then goes on
             # exactly, and a run that --patience ends gets its final report, grid and checkpoint.
-            if run.evaluator and not stopping and (step == t.steps or step % t.eval_every == 0):
+            if run.evaluator and not stopping and (end or step % t.eval_every == 0):
                 patience_ran_out = _evaluate(run, step, saving=last or step % t.checkpoint_every == 0)
                 if patience_ran_out and window:
                     run.report(window, step)
@@ -312,7 +323,7 @@ def _loop(run: Run, start: int, amp) -> tuple[int, Path | None, bool]:
                 checkpoint = run.save(step)
             if last:
                 break
-    return step, checkpoint, patience_ran_out
+    return step, checkpoint, patience_ran_out or (out_of_time and not stopping and step < t.steps)
 
 
 def _evaluate(run: Run, step: int, saving: bool) -> bool:

@@ -138,3 +138,20 @@ def truncated_png(path: Path) -> Path:
     data = noise_png(path).read_bytes()
     path.write_bytes(data[: len(data) // 2])
     return path
+
+
+COLOURS = {"red": (200, 40, 40), "blue": (40, 40, 200)}
+
+
+def coloured(folder, count, seed, swapped=False):
+    """Class folders a classifier can learn: mostly red images and mostly blue ones, with noise (`swapped`: the
+    red folder holds the blue images and the other way round)."""
+    rng = np.random.default_rng(seed)
+    for name, colour in COLOURS.items():
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        if swapped:
+            colour = COLOURS["blue" if name == "red" else "red"]
+        for i in range(count):
+            pixels = np.clip(np.array(colour) + rng.normal(0, 40, (16, 16, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(folder / name / f"{seed}-{i}.png")
+    return folder

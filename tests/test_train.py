@@ -452,3 +452,17 @@ def test_a_new_run_on_a_full_disk_leaves_no_empty_run_folder(flat_folder, tmp_pa
                                            r"run the same command again$"):
             train(tiny_config(flat_folder, tmp_path / "runs", steps=1), log=lambda _: None)
     assert list((tmp_path / "runs").iterdir()) == []
+
+
+def test_a_time_limit_ends_the_run_as_steps_would_with_an_evaluation_and_a_checkpoint(flat_folder, tmp_path,
+                                                                                      monkeypatch):
+    from types import SimpleNamespace
+
+    clock = iter([0.0, 10.0, 20.0, 61.0])  # the deadline is set at 0; the third step ends past one minute
+    monkeypatch.setattr(train_module, "time", SimpleNamespace(monotonic=lambda: next(clock)))
+    cfg = tiny_config(flat_folder, tmp_path / "runs", steps=1000)
+    cfg.train.time_limit, cfg.train.eval_every, cfg.train.checkpoint_every = "1m", 500, 500
+    result = train(cfg, log=lambda _: None)
+    assert (result.step, result.stopped_early, result.interrupted) == (3, True, False)
+    assert [p.name for p in list_checkpoints(result.run_dir)] == ["checkpoint-0000003.pt"]
+    assert (result.run_dir / "best.pt").is_file()  # evaluated at its last step, as at --steps

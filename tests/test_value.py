@@ -6,29 +6,12 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers import write_images
+from helpers import coloured, write_images
 from gan.cli import main
 from gan.config import ValueConfig
 from gan.errors import GanError
 from gan.value import measure_value
 from gan.value_report import BOTH, CLASSICAL, ONLY, REAL, SYNTHETIC
-
-COLOURS = {"red": (200, 40, 40), "blue": (40, 40, 200)}
-
-
-def coloured(folder, count, seed, swapped=False):
-    """Class folders a classifier can learn: mostly red images and mostly blue ones, with noise (`swapped`: the
-    red folder holds the blue images and the other way round)."""
-    rng = np.random.default_rng(seed)
-    for name, colour in COLOURS.items():
-        (folder / name).mkdir(parents=True, exist_ok=True)
-        if swapped:
-            colour = COLOURS["blue" if name == "red" else "red"]
-        for i in range(count):
-            pixels = np.clip(np.array(colour) + rng.normal(0, 40, (16, 16, 3)), 0, 255).astype(np.uint8)
-            Image.fromarray(pixels).save(folder / name / f"{seed}-{i}.png")
-    return folder
-
 
 @pytest.fixture
 def folders(tmp_path):

@@ -1,0 +1,325 @@
+"""`gan grow`: the whole journey in one command. It holds out real images to measure on, measures real images and
+classical augmentation, trains the GAN within a time budget, exports with the label and copy filters, measures
+each share of synthetic images over paired seeds, and hands over the folder that helped, with report.md.
+
+Each stage's record goes into OUT/journey.json when the stage ends, so a journey stopped anywhere (Ctrl-C, kill -9)
+carries on from its first unfinished stage when the same command runs again.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from gan.config import GrowConfig, RunConfig, SampleConfig, ValueConfig, VariantsConfig
+from gan.errors import GanError
+from gan.files import FolderLock, write_text
+from gan.folders import check_folder, scan_folder
+from gan.manifest import MANIFEST
+from gan.options import to_dict
+from gan.value_report import BOTH, CLASSICAL, REAL, at
+
+JOURNEY = "journey.json"
+MIN_GAIN = 1.0  # points over real + classical augmentation, on average and above 0 in every seed: "it helped"
+VARIANTS_PER_IMAGE = 4  # classical variants handed over when synthetic images did not help
+# The GAN's schedule: evaluated often enough for --patience to stop it near its best within the budget.
+EVAL_EVERY, PATIENCE = 500, 4
+
+
+@dataclass
+class GrowResult:
+    out: Path
+    helped: bool
+    verdict: str
+    images: Path  # the folder to train on
+    report: Path
+
+
+def grow(cfg: GrowConfig, log: Callable[[str], None] = print) -> GrowResult:
+    cfg.validate()
+    root = check_folder(cfg.data)
+    if cfg.test:
+        check_folder(cfg.test, "--test")
+    out = _claim(cfg)
+    lock = FolderLock(out, "grown", "two journeys would redo each other's stages. Wait for it to finish, or choose "
+                      "another --out", pid_file=False)
+    try:
+        return _Journey(cfg, root, out, log).run()
+    finally:
+        lock.release()
+
+
+def _settings(cfg: GrowConfig) -> dict:
+    """What a journey's results depend on (the budget may change between tries)."""
+    return {key: value for key, value in to_dict(cfg).items() if key not in ("budget", "device")}
+
+
+def _claim(cfg: GrowConfig) -> Path:
+    """OUT, new or empty, or holding a journey of these settings to carry on; never a folder of the user's."""
+    out = Path(cfg.out).expanduser()
+    if (out / JOURNEY).is_file():
+        saved = json.loads((out / JOURNEY).read_text())["settings"]
+        changed = [f"--{key.replace('_', '-')} {saved.get(key)!r} -> {value!r}"
+                   for key, value in _settings(cfg).items() if saved.get(key) != value]
+        if changed:
+            raise GanError(f"--out {out} holds a journey with other settings ({'; '.join(changed)}): give the same "
+                           f"flags to carry it on, or choose another --out")
+        return out
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise GanError(f"--out {out} already holds files: choose a new or empty folder (gan grow carries on only a "
+                       f"journey it started there)")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def gan_config(cfg: GrowConfig, train_dir: str, runs: Path) -> RunConfig:
+    """The GAN a journey trains: the defaults that the labels-on-real-data work chose, within --budget."""
+    run = RunConfig()
+    run.data.path, run.data.resolution = train_dir, cfg.resolution
+    run.model.conditional = cfg.conditional
+    t = run.train
+    t.out, t.name, t.steps, t.seed, t.device, t.time_limit = str(runs), "grow", cfg.steps, cfg.seed, cfg.device, cfg.budget
+    t.eval_every = t.checkpoint_every = t.image_every = EVAL_EVERY
+    t.patience = PATIENCE
+    return run
+
+
+class _Journey:
+    def __init__(self, cfg: GrowConfig, root: Path, out: Path, log: Callable[[str], None]):
+        self.cfg, self.root, self.out, self.log = cfg, root, out, log
+        path = out / JOURNEY
+        self.stages: dict[str, dict] = json.loads(path.read_text())["stages"] if path.is_file() else {}
+
+    def run(self) -> GrowResult:
+        steps = [("split", "hold out real images to measure on", self.split),
+                 ("baseline", "measure real images and classical augmentation", self.baseline),
+                 ("train", f"train the GAN (at most {self.cfg.budget})", self.train),
+                 ("export", "export synthetic images through the label and copy filters", self.export),
+                 ("measure", "measure each share of synthetic images", self.measure),
+                 ("hand over", "hand over the images that helped", self.hand_over)]
+        started = time.monotonic()
+        for number, (name, what, stage) in enumerate(steps, 1):
+            head = f"[{number}/{len(steps)}] {name}"
+            if name in self.stages:
+                self.log(f"{head}: done in an earlier try ({self.stages[name]['seconds']:.0f} s), kept")
+                continue
+            self.log(f"{head}: {what} ({(time.monotonic() - started) / 60:.1f} min so far)")
+            began = time.monotonic()
+            record = stage()
+            self.stages[name] = {**record, "seconds": time.monotonic() - began}
+            write_text(self.out / JOURNEY, json.dumps({"settings": _settings(self.cfg), "stages": self.stages},
+                                                      indent=2) + "\n")
+        report = self.write_report()
+        last = self.stages["hand over"]
+        return GrowResult(self.out, last["helped"], last["verdict"], Path(last["images"]), report)
+
+    # --- the stages: each returns its record, with the command that repeats it by hand -----------------------
+
+    def split(self) -> dict:
+        cfg = self.cfg
+        if cfg.test:
+            return {"train": str(self.root), "test": str(Path(cfg.test).expanduser()),
+                    "command": "(your --test folder: nothing was split)"}
+        files, labels, names = scan_folder(self.root, self.log)
+        if len(names) < 2:
+            raise GanError(f"--data {self.root} has no class folders, or one: gan grow measures the images' worth with "
+                           f"a classifier, which needs two classes or more (for unlabelled images: gan train, gan sample)")
+        folder, partial = self.out / "split", self.out / ".split.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        shuffle = random.Random(cfg.seed)
+        rows = []
+        for c, name in enumerate(names):
+            mine = [f for f, label in zip(files, labels) if label == c]
+            if len(mine) < 2:
+                raise GanError(f"class {name} has 1 image: gan grow holds out at least one image of each class and "
+                               f"trains on another; add images of {name}, or give your own --test")
+            shuffle.shuffle(mine)
+            held = min(len(mine) - 1, max(1, round(cfg.held_out * len(mine))))
+            for i, file in enumerate(mine):
+                part, relative = "test" if i < held else "train", file.relative_to(self.root)
+                (partial / part / relative).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(file, partial / part / relative)
+                rows.append([relative.as_posix(), name, part])
+        with open(partial / "split.csv", "w", newline="") as listing:
+            csv.writer(listing).writerows([["file", "class", "part"], *rows])
+        shutil.rmtree(folder, ignore_errors=True)  # a try killed between this rename and its record
+        partial.rename(folder)
+        held = sum(row[2] == "test" for row in rows)
+        return {"train": str(folder / "train"), "test": str(folder / "test"), "held_out": held,
+                "command": f"(gan grow held out {held} of {len(rows)} images, {cfg.held_out:g} of each class, from "
+                           f"seed {cfg.seed}: {folder / 'split.csv'} lists them)"}
+
+    def _value(self, folder: str, synthetic: str = "") -> tuple[dict, str]:
+        cfg, split = self.cfg, self.stages["split"]
+        value = ValueConfig(train=split["train"], test=split["test"], out=str(self.out / folder), synthetic=synthetic,
+                            classical=True, synthetic_ratio=cfg.synthetic_ratio, seeds=cfg.seeds, epochs=cfg.epochs,
+                            resolution=cfg.resolution, device=cfg.device, overwrite=True)
+        from gan.value import measure_value
+
+        report = measure_value(value, log=self.log).report
+        mixed = f" --synthetic {synthetic} --synthetic-ratio {cfg.synthetic_ratio}" if synthetic else ""
+        return report, (f"gan value --train {split['train']} --test {split['test']} --classical{mixed} --seeds "
+                        f"{cfg.seeds} --epochs {cfg.epochs} --resolution {cfg.resolution} --out {self.out / folder}")
+
+    def baseline(self) -> dict:
+        report, command = self._value("baseline")
+        return {"real": report["conditions"][REAL]["accuracy"],
+                "classical": report["conditions"][CLASSICAL]["accuracy"], "command": command}
+
+    def train(self) -> dict:
+        from gan.checkpoint import list_checkpoints, load_checkpoint, newest_run
+        from gan.train import out_of_patience, train
+
+        run_cfg = gan_config(self.cfg, self.stages["split"]["train"], self.out / "runs")
+        t = run_cfg.train
+        command = (f"gan train --data {run_cfg.data.path} --out {t.out} --name {t.name} --resolution "
+                   f"{run_cfg.data.resolution} --conditional {run_cfg.model.conditional} --steps {t.steps} "
+                   f"--eval-every {t.eval_every} --checkpoint-every {t.checkpoint_every} --patience {t.patience} "
+                   f"--time-limit {t.time_limit} --seed {t.seed}")
+        existing = newest_run(t.out, t.name)
+        resume = load_checkpoint(str(existing)) if existing and list_checkpoints(existing) else None
+        if resume:  # a try killed while training: on from its last checkpoint, with the budget given now
+            run_cfg = resume.saved_config()
+            run_cfg.train.time_limit, run_cfg.train.device = self.cfg.budget, self.cfg.device
+            if resume.step >= t.steps or out_of_patience(resume, run_cfg):
+                return {"run": str(existing), "step": resume.step, "command": command}
+        result = train(run_cfg, resume=resume, log=self.log)
+        if result.interrupted:
+            raise GanError(f"the journey stopped while training, at step {result.step}: run the same gan grow command "
+                           f"to carry on from there")
+        return {"run": str(result.run_dir), "step": result.step, "command": command}
+
+    def export(self) -> dict:
+        from gan.sample import export
+
+        run, share = self.stages["train"]["run"], max(self._shares())
+        out = self.out / "synthetic"
+        result = export(SampleConfig(run=run, per_real=share, out=str(out), reject_copies=True, overwrite=True,
+                                     seed=self.cfg.seed, device=self.cfg.device), log=self.log)
+        return {"folder": str(out), "images": len(result.files), "asked": result.planned,
+                "command": f"gan sample --run {run} --per-real {share:g} --reject-copies --seed {self.cfg.seed} "
+                           f"--out {out}"}
+
+    def _shares(self) -> tuple[float, ...]:
+        return ValueConfig(synthetic_ratio=self.cfg.synthetic_ratio).shares()
+
+    def measure(self) -> dict:
+        if not self.stages["export"]["images"]:
+            return {"share": None, "gains": [], "command": "(nothing to measure)",
+                    "verdict": "the GAN made no image that its judge puts in the class it was made for"}
+        report, command = self._value("value", self.stages["export"]["folder"])
+        shares = self._shares()
+        share = report["share_sweep"]["best"] if report["share_sweep"] else shares[0]
+        results = report["conditions"]
+        grown = results[at(BOTH, share if len(shares) > 1 else None)]["accuracy"]
+        gains = [100 * (a - b) for a, b in zip(grown, results[CLASSICAL]["accuracy"])]
+        return {"share": share, "grown": grown, "real": results[REAL]["accuracy"],
+                "classical": results[CLASSICAL]["accuracy"], "gains": gains, "verdict": report["verdict"],
+                "command": command}
+
+    def hand_over(self) -> dict:
+        measured, baseline = self.stages["measure"], self.stages["baseline"]
+        gains, share = measured["gains"], measured["share"]
+        classical_gains = [100 * (a - b) for a, b in zip(baseline["classical"], baseline["real"])]
+        helped = bool(gains) and _mean(gains) >= MIN_GAIN and min(gains) > 0
+        seeds = f"{len(classical_gains)} seeds, paired"
+        why = (f"{_mean(gains):+.1f} points over classical augmentation at their best share, {share:g} per real image, "
+               f"{seeds}" if gains else measured["verdict"])
+        if helped:
+            images = self._real_and_synthetic(share)
+            verdict = (f"Synthetic images helped: adding {share:g} per real image raised held-out accuracy by "
+                       f"{_mean(gains):.1f} points over real images with classical augmentation "
+                       f"({100 * _mean(measured['grown']):.1f}% against {100 * _mean(measured['classical']):.1f}%, "
+                       f"{seeds}). Train on {images}/")
+            command = f"(the real images of {self.root} and the synthetic share above, copied)"
+        elif _mean(classical_gains) > 0:
+            images = self._real_and_variants()
+            verdict = (f"Synthetic images did not help your data ({why}); use classical augmentation ({images}/), "
+                       f"which gave {_mean(classical_gains):+.1f} points over real images alone")
+            command = f"gan augment --data {self.root} --per-image {VARIANTS_PER_IMAGE} --out {images}"
+        else:
+            images = self.root
+            verdict = (f"Synthetic images did not help your data ({why}), and neither did classical augmentation "
+                       f"({_mean(classical_gains):+.1f} points): train on your real images as they are")
+            command = "(nothing to hand over: your own folder is the best training set measured)"
+        return {"helped": helped, "images": str(images), "verdict": verdict, "command": command}
+
+    # --- what is handed over ---------------------------------------------------------------------------------
+
+    def _real_and_synthetic(self, share: float) -> Path:
+        """OUT/images: every real image of --data, and `share` synthetic ones per real training image of each class
+        (as measured), in class folders."""
+        folder, partial = self.out / "images", self.out / ".images.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.copytree(self.root, partial, ignore=shutil.ignore_patterns(".*"))
+        train_counts = _class_counts(Path(self.stages["split"]["train"]))
+        synthetic = Path(self.stages["export"]["folder"])
+        with open(synthetic / MANIFEST, newline="") as manifest:
+            rows = list(csv.DictReader(manifest))
+        taken: dict[str, int] = {}
+        for row in rows:  # in seed order, the first of each class: what gan sample --per-real would export
+            name = row["class"]
+            if taken.get(name, 0) < round(share * train_counts.get(name, 0)):
+                taken[name] = taken.get(name, 0) + 1
+                source = synthetic / row["file"]
+                shutil.copy2(source, partial / name / f"gan-{source.name}")
+        shutil.rmtree(folder, ignore_errors=True)
+        partial.rename(folder)
+        return folder
+
+    def _real_and_variants(self) -> Path:
+        """OUT/classical: every real image of --data and VARIANTS_PER_IMAGE classical variants of each."""
+        from gan.variants import export_variants
+
+        folder = self.out / "classical"
+        export_variants(VariantsConfig(data=str(self.root), out=str(folder), per_image=VARIANTS_PER_IMAGE,
+                                       seed=self.cfg.seed, overwrite=True), log=self.log)
+        for file in scan_folder(self.root, lambda _: None)[0]:
+            target = folder / file.relative_to(self.root)
+            if not target.exists():
+                shutil.copy2(file, target)
+        return folder
+
+    # --- the report --------------------------------------------------------------------------------------------
+
+    def write_report(self) -> Path:
+        last, measured, baseline = self.stages["hand over"], self.stages["measure"], self.stages["baseline"]
+        rows = [("real images", baseline["real"]), ("real + classical augmentation", baseline["classical"])]
+        if measured["gains"]:
+            rows.append((f"real + classical + synthetic x{measured['share']:g}", measured["grown"]))
+        lines = [f"# {last['verdict']}", "", "Held-out accuracy of the same small classifier, mean ± std over seeds:",
+                 "", "| trained on | held-out accuracy |", "|---|---|"]
+        lines += [f"| {name} | {100 * _mean(values):.1f} ± {100 * _std(values):.1f}% |" for name, values in rows]
+        if measured["gains"]:
+            lines += ["", "![accuracy of every configuration](value/accuracy.png)", "",
+                      f"Gain of the synthetic share over classical augmentation, per seed: "
+                      f"{', '.join(f'{g:+.1f}' for g in measured['gains'])} points (every share: value/report.md). "
+                      f"The share was chosen on the same held-out images it is reported on, so the gain is an "
+                      f"optimistic estimate: confirm it on images that took no part (gan value --test)."]
+        lines += ["", "## The stages, and the command that repeats each", "", "| stage | time | command |",
+                  "|---|---|---|"]
+        lines += [f"| {name} | {record['seconds'] / 60:.1f} min | `{record['command']}` |"
+                  for name, record in self.stages.items()]
+        path = self.out / "report.md"
+        write_text(path, "\n".join(lines) + "\n")
+        return path
+
+
+def _class_counts(folder: Path) -> dict[str, int]:
+    files, labels, names = scan_folder(folder, lambda _: None)
+    return {name: labels.count(c) for c, name in enumerate(names)}
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def _std(values: list[float]) -> float:
+    mean = _mean(values)
+    return (sum((v - mean) ** 2 for v in values) / max(1, len(values) - 1)) ** 0.5
