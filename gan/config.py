@@ -311,6 +311,10 @@ class SampleConfig:
                              "value found best; at least 1 a class) instead of --count",
                              within=Range(0, MAX_EXPORT, low_open=True, zero="use --count"))
     classes: list[str] = option([], "export only this class (repeat the flag for several)", flag="--class")
+    near: str = option("", "instead, draw variants of each real image in this folder (class folders of the run's "
+                       "classes): its latent is found by inversion, the variants drawn near it, and each keeps its "
+                       "source's class (the manifest names the source and how closely G drew it)")
+    per_image: int = option(4, "variants of every --near image", within=EXPORT_COUNT)
     out: str = option("", "folder to write the images into (created if missing)")
     seed: int = option(0, "image i uses seed S+i, so the output does not depend on batch size or device")
     batch_size: int = option(64, "images generated per forward pass", within=POSITIVE)
@@ -334,7 +338,8 @@ class SampleConfig:
             raise GanError("--out is required: the folder to write the synthetic images into")
         check_seed(self.seed, MAX_SEED - self.count)
         # --count at its default yields to the others
-        given = [flag for flag, on in (("--per-real", self.per_real), ("--per-class", self.per_class),
+        given = [flag for flag, on in (("--near", self.near), ("--per-real", self.per_real),
+                                       ("--per-class", self.per_class),
                                        ("--count", self.count != SampleConfig().count)) if on]
         if len(given) > 1:
             raise GanError(f"{', '.join(given[:-1])} and {given[-1]} {'both' if len(given) == 2 else 'all'} say how "

@@ -90,7 +90,7 @@ def plan_classes(cfg: SampleConfig, trained: RunConfig, source: Path) -> list[in
     return [c for c, n in zip(chosen, counts) for _ in range(n)]
 
 
-def _encode_and_write(pixels: np.ndarray, files: list[Path], fmt: str) -> None:
+def encode_and_write(pixels: np.ndarray, files: list[Path], fmt: str) -> None:
     """A worker thread's share of a batch: one task per thread and batch, since a task per image cost about as
     much as encoding the image."""
     name, options = _PIL_FORMATS[fmt]
@@ -258,7 +258,7 @@ def _write_batches(batches: Iterator, planned: int, cfg: SampleConfig, D: nn.Mod
                  f"{score:.4f}"]
                 for f, seed, label, confidence, score in zip(files, batch_seeds, batch_labels, confidences, scores)]
             pixels, share = to_pixels(images), max(1, -(-len(files) // workers))
-            pending.append(([pool.submit(_encode_and_write, pixels[i : i + share], files[i : i + share], cfg.format)
+            pending.append(([pool.submit(encode_and_write, pixels[i : i + share], files[i : i + share], cfg.format)
                              for i in range(0, len(files), share)], len(files)))
             while len(pending) > _BATCHES_AHEAD:
                 _finish(pending.popleft(), bar)
@@ -285,6 +285,10 @@ def export(cfg: SampleConfig, log: Callable[[str], None] = print) -> ExportResul
     """Generate images from a run or checkpoint into cfg.out (one folder per class for a conditional model),
     with manifest.csv and an optional preview grid."""
     cfg.validate()
+    if cfg.near:
+        from gan.near import export_near  # it writes through this module's encoder
+
+        return export_near(cfg, log)
     checkpoint = load_checkpoint(pick_checkpoint(cfg.run, cfg.checkpoint))
     trained = checkpoint.saved_config()
     labels = plan_classes(cfg, trained, checkpoint.path)

@@ -34,7 +34,7 @@ class VariantsResult:
     skipped: list[tuple[str, str]]  # (source file, reason)
 
 
-def _variant_names(root: Path, files: list[Path]) -> list[str]:
+def variant_names(root: Path, files: list[Path]) -> list[str]:
     """Each source's output stem relative to the root, unique even where names differ only in extension or case
     ('cats/tom', then 'cats/tom-2' for cats/tom.jpg beside cats/tom.png)."""
     taken, names = set(), []
@@ -100,7 +100,7 @@ def export_variants(cfg: VariantsConfig, log: Callable[[str], None] = print) -> 
     if planned > MAX_EXPORT:
         raise GanError(f"--per-image {cfg.per_image} makes {planned:,} variants of {len(files)} images, more than the "
                        f"{MAX_EXPORT:,} one export makes: lower it")
-    names = _variant_names(root, files)
+    names = variant_names(root, files)
     check_folder_names(cfg.out, [name.split("/")[0] for name in names if "/" in name],
                        f"rename that folder in {root}")
     out = prepare_out(cfg.out, cfg.overwrite)
