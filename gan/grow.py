@@ -22,7 +22,7 @@ from gan.errors import GanError
 from gan.files import FolderLock, write_text
 from gan.folders import check_folder, scan_folder
 from gan.manifest import MANIFEST
-from gan.options import to_dict
+from gan.options import seconds, to_dict
 from gan.value_report import BOTH, CLASSICAL, REAL, at
 
 JOURNEY = "journey.json"
@@ -109,7 +109,7 @@ class _Journey:
             if name in self.stages:
                 self.log(f"{head}: done in an earlier try ({self.stages[name]['seconds']:.0f} s), kept")
                 continue
-            self.log(f"{head}: {what} ({(time.monotonic() - started) / 60:.1f} min so far)")
+            self.log(f"{head}: {what} ({(time.monotonic() - started) / 60:.1f} min so far{self._left(name)})")
             began = time.monotonic()
             record = stage()
             self.stages[name] = {**record, "seconds": time.monotonic() - began}
@@ -118,6 +118,16 @@ class _Journey:
         report = self.write_report()
         last = self.stages["hand over"]
         return GrowResult(self.out, last["helped"], last["verdict"], Path(last["images"]), report)
+
+    def _left(self, stage: str) -> str:
+        """'; N min left at most': the measure's 2 + 2 per share + 1 configurations at the baseline's pace for its 2,
+        plus, before training, the budget."""
+        if "baseline" not in self.stages or stage == "hand over":
+            return ""
+        left = self.stages["baseline"]["seconds"] / 2 * (3 + 2 * len(self._shares()))
+        if stage == "train":
+            left += seconds(self.cfg.budget)
+        return f"; {left / 60:.0f} min left at most"
 
     # --- the stages: each returns its record, with the command that repeats it by hand -----------------------
 
