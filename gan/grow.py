@@ -64,7 +64,7 @@ def _claim(cfg: GrowConfig) -> Path:
     """OUT, new or empty, or holding a journey of these settings to carry on; never a folder of the user's."""
     out = Path(cfg.out).expanduser()
     if (out / JOURNEY).is_file():
-        saved = json.loads((out / JOURNEY).read_text())["settings"]
+        saved = _journey_file(out)["settings"]
         changed = [f"--{key.replace('_', '-')} {saved.get(key)!r} -> {value!r}"
                    for key, value in _settings(cfg).items() if saved.get(key) != value]
         if changed:
@@ -76,6 +76,15 @@ def _claim(cfg: GrowConfig) -> Path:
                        f"journey it started there)")
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+def _journey_file(out: Path) -> dict:
+    try:
+        journey = json.loads((out / JOURNEY).read_text())
+        return {"settings": dict(journey["settings"]), "stages": dict(journey["stages"])}
+    except (ValueError, KeyError, TypeError, OSError) as error:
+        raise GanError(f"cannot read {out / JOURNEY} ({error}): it was not written by gan grow, or was edited; choose "
+                       f"another --out") from None
 
 
 def gan_config(cfg: GrowConfig, train_dir: str, runs: Path) -> RunConfig:
@@ -93,8 +102,7 @@ def gan_config(cfg: GrowConfig, train_dir: str, runs: Path) -> RunConfig:
 class _Journey:
     def __init__(self, cfg: GrowConfig, root: Path, out: Path, log: Callable[[str], None]):
         self.cfg, self.root, self.out, self.log = cfg, root, out, log
-        path = out / JOURNEY
-        self.stages: dict[str, dict] = json.loads(path.read_text())["stages"] if path.is_file() else {}
+        self.stages: dict[str, dict] = _journey_file(out)["stages"] if (out / JOURNEY).is_file() else {}
 
     def run(self) -> GrowResult:
         steps = [("split", "hold out real images to measure on", self.split),

@@ -145,3 +145,10 @@ def test_a_class_of_one_image_cannot_be_split(tmp_path):
     data = coloured(tmp_path / "data", 1, seed=3)
     with pytest.raises(GanError, match="class blue has 1 image: gan grow holds out at least one image"):
         grow(settings(data, tmp_path / "out"), log=quiet)
+
+
+def test_a_damaged_journey_file_is_named(tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "journey.json").write_text("{not json")
+    with pytest.raises(GanError, match=r"cannot read .*journey.json .*choose another --out"):
+        grow(settings(coloured(tmp_path / "data", 2, seed=4), tmp_path / "out"), log=quiet)
