@@ -300,14 +300,14 @@ def test_a_full_disk_mid_export_names_the_file_lists_what_was_written_and_overwr
 def test_a_signal_stops_an_export_between_batches_with_a_manifest_of_what_was_written(run_dir, tmp_path,
                                                                                      monkeypatch):
     out = tmp_path / "out"
-    real_encode = sample_module._encode_and_write
+    real_encode = sample_module.encode_and_write
 
     def signal_during_the_first_batch(pixels, files, fmt):
         if files[0].name == "seed000000.png":
             os.kill(os.getpid(), signal.SIGTERM)
         real_encode(pixels, files, fmt)
 
-    monkeypatch.setattr(sample_module, "_encode_and_write", signal_during_the_first_batch)
+    monkeypatch.setattr(sample_module, "encode_and_write", signal_during_the_first_batch)
     with pytest.raises(GanError) as error:
         export(SampleConfig(run=str(run_dir), count=400, out=str(out), batch_size=2, workers=1), log=lambda _: None)
     message = str(error.value)
