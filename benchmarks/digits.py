@@ -33,7 +33,8 @@ from gan.checkpoint import list_checkpoints, load_checkpoint
 from gan.classify import TrainingSet, accuracy, predict, train_classifier
 from gan.config import DataConfig, EvalConfig, RunConfig, SampleConfig, ValueConfig
 from gan.data import load_dataset
-from gan.evaluate import evaluate_run, format_report, training_images
+from gan.data import training_images
+from gan.evaluate import evaluate_run, format_report
 from gan.generate import generate, load_generator
 from gan.judge import agreement, train_judge
 from gan.pixels import to_uint8

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from gan import images as imagefiles
-from gan.config import DataConfig
+from gan.config import DataConfig, RunConfig
 from gan.device import cpu_cores
 from gan.errors import GanError, first_line
 from gan.files import atomic_write, human_size, save_torch
@@ -310,3 +310,11 @@ def _write_cache(path: Path, decoded: dict, write_pixels: Callable[[Path], None]
 def _cache_unwritable(folder: Path, error: Exception, log) -> None:
     """A read-only or full cache folder only costs the next run its head start."""
     log(f"warning: could not write the image cache in {folder} ({error}); use --cache-dir or --no-cache")
+
+
+def training_images(trained: RunConfig, why: str, log: Callable[[str], None] = print) -> ImageDataset:
+    """The images a run was trained on, as it saw them (from the decoded cache when it is there)."""
+    if not Path(trained.data.path).is_dir():
+        raise GanError(f"{why} needs the run's training images, but {trained.data.path} is no longer there: put "
+                       f"them back at that path")
+    return load_dataset(trained.data, log)

@@ -20,14 +20,15 @@ from torch import nn
 from gan import device as devices
 from gan.checkpoint import BEST, load_checkpoint, pick_checkpoint
 from gan.config import EvalConfig, MetricsConfig, RunConfig
-from gan.data import ImageDataset, load_dataset
+from gan.data import ImageDataset, load_dataset, training_images
 from gan.distributed import SINGLE, Ranks
 from gan.errors import GanError
 from gan.features import FeatureSpace, embed, load_feature_space
 from gan.files import write_fix, write_text
 from gan.generate import generate, load_generator, spread
 from gan.judge import Judge, agreement, run_judge
-from gan.metrics import COPY_FRACTION, CopyDetector, NearestTraining, class_kids, distribution_metrics
+from gan.copies import NearestTraining, copy_detector, memorization_summary
+from gan.metrics import class_kids, distribution_metrics
 from gan.pixels import to_signed, to_uint8
 from gan.state import REFERENCE_STREAM, seeded
 from gan.tracking import image_grid, progress_bar, save_png
@@ -47,11 +48,6 @@ def reference_rows(labels: torch.Tensor, count: int, seed: int) -> torch.Tensor:
     rows = [torch.nonzero(labels == c).flatten()[torch.randperm(n, generator=draw)[:k]]
             for c, (n, k) in enumerate(zip(counts, spread(count, counts)))]
     return torch.cat(rows).sort().values
-
-
-def as_unit(images: torch.Tensor) -> torch.Tensor:
-    """uint8 images -> floats in [-1, 1]: the pixel space of the nearest-neighbour search."""
-    return to_signed(images)
 
 
 @dataclass
@@ -176,42 +172,11 @@ def best_so_far(run_dir: Path, evaluator: Evaluator, best_by: str, log) -> tuple
     return float(saved.scores[best_by]), saved.step
 
 
-def copy_detector(space: FeatureSpace, train: ImageDataset, device: torch.device, batch_size: int = 64) -> CopyDetector:
-    """Copy detection against the training images, in `space` and in pixel space."""
-    return CopyDetector(embed(space, train.images, batch_size, device), as_unit(train.images))
-
-
-def copy_filter(space: FeatureSpace, train: ImageDataset, device: torch.device,
-                batch_size: int = 64) -> Callable[[torch.Tensor], torch.Tensor]:
-    """is_copy(images in [-1, 1]) -> bool per image: a near-copy of a training image (as saved, in uint8)."""
-    detector = copy_detector(space, train, device, batch_size)
-
-    def is_copy(images: torch.Tensor) -> torch.Tensor:
-        pixels = to_uint8(images)
-        return detector.nearest(embed(space, pixels, batch_size, device), as_unit(pixels)).copies
-
-    return is_copy
-
-
-def memorization_summary(nearest: NearestTraining, detector: CopyDetector) -> dict:
-    copies = int(nearest.copies.sum())
-    return {
-        "copy_rate": copies / len(nearest.copies),
-        "copies": copies,
-        "copy_fraction": COPY_FRACTION,
-        "real_copy_rate": detector.real_copy_rate,
-        "median_real_ratio": float(detector.real_ratio.median()),
-        "pixel_copy_rate": float((nearest.pixel_ratio <= COPY_FRACTION).double().mean()),
-        "median_feature_ratio": float(nearest.feature_ratio.median()),
-        "median_pixel_ratio": float(nearest.pixel_ratio.median()),
-    }
-
-
 def pairs_grid(samples: Samples, nearest: NearestTraining, train: ImageDataset):
     """The samples nearest a training image (in features) beside that image (sample left), closest first."""
     order = nearest.feature_ratio.argsort()[:_PAIRS_SHOWN]
     pairs = [image for i in order for image in (samples.images[i], train.images[nearest.feature_index[i]])]
-    return image_grid(as_unit(torch.stack(pairs)))
+    return image_grid(to_signed(torch.stack(pairs)))
 
 
 def _free_suffix(folder: Path, step: int) -> str:
@@ -229,14 +194,6 @@ class EvalResult:
     json: Path
     grid: Path | None
     nearest_csv: Path | None
-
-
-def training_images(trained: RunConfig, why: str, log: Callable[[str], None] = print) -> ImageDataset:
-    """The images a run was trained on, as it saw them (from the decoded cache when it is there)."""
-    if not Path(trained.data.path).is_dir():
-        raise GanError(f"{why} needs the run's training images, but {trained.data.path} is no longer there: put "
-                       f"them back at that path")
-    return load_dataset(trained.data, log)
 
 
 def _real_set(cfg: EvalConfig, trained: RunConfig, log) -> tuple[ImageDataset, str]:
@@ -294,7 +251,7 @@ def evaluate_run(cfg: EvalConfig, log: Callable[[str], None] = print) -> EvalRes
     name = f"{checkpoint.step:07d}{_free_suffix(run_dir, checkpoint.step)}"
     grid = nearest_csv = None
     if detector:
-        nearest = detector.nearest(fake, as_unit(samples.images))
+        nearest = detector.nearest(fake, to_signed(samples.images))
         report["memorization"] = memorization_summary(nearest, detector)
         grid, nearest_csv = run_dir / f"nearest-{name}.png", run_dir / f"nearest-{name}.csv"
     path = run_dir / f"eval-{name}.json"

@@ -1,7 +1,7 @@
-"""The numbers behind "is it any good, and is it just copying?", computed from feature vectors (no IO, no models).
+"""The numbers behind "is it any good?", computed from feature vectors (no IO, no models).
 
 FID and KID come from torchmetrics, fed features that are extracted once (gan.features) and reused for
-precision/recall and the nearest-neighbour checks. Precision/recall follow Kynkäänniemi et al. 2019: a sample is
+precision/recall (and by gan.copies for the nearest-neighbour checks). Precision/recall follow Kynkäänniemi et al. 2019: a sample is
 "precise" when it falls inside the k-nearest-neighbour ball of some real image, and a real image is "recalled"
 when it falls inside the ball of some sample.
 """
@@ -9,7 +9,6 @@ when it falls inside the ball of some sample.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -19,8 +18,6 @@ from gan.errors import GanError
 KID_SUBSETS = 100
 KID_SUBSET_SIZE = 1000  # the usual size; smaller sets use all they have
 PR_NEIGHBOURS = 3  # k of the k-NN manifolds, as in the paper
-COPY_FRACTION = 0.5  # a copy is closer to a training image than this x that image's distance to its nearest neighbour
-MIN_TRAINING_IMAGES = 3  # the copy check compares each image's neighbours without it: two others at least
 _CHUNK = 1024  # rows of a distance matrix computed at once, to bound memory
 
 
@@ -144,58 +141,3 @@ def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = PR_NEIGHBO
 def distribution_metrics(real: torch.Tensor, fake: torch.Tensor, seed: int = 0) -> dict[str, float]:
     """FID, KID (mean, std), precision and recall of generated features against real ones."""
     return {**fid_kid(real, fake, seed), **precision_recall(real, fake)}
-
-
-@dataclass
-class NearestTraining:
-    """Each sample's nearest training image, in feature space and in pixel space, and how close that is compared
-    with the training image's own nearest neighbour (ratio < COPY_FRACTION: a copy)."""
-
-    feature_distance: torch.Tensor  # (N,)
-    feature_index: torch.Tensor  # (N,) index into the training set
-    feature_ratio: torch.Tensor  # (N,) feature_distance / that training image's nearest-neighbour distance
-    pixel_distance: torch.Tensor
-    pixel_index: torch.Tensor
-    pixel_ratio: torch.Tensor
-
-    @property
-    def copies(self) -> torch.Tensor:
-        """(N,) bool: a near-copy in feature space, where a shifted or recoloured copy is still near."""
-        return self.feature_ratio <= COPY_FRACTION
-
-
-def _leave_one_out_ratios(x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """The copy ratio each training image t would get as a sample against the other training images: its
-    distance to its nearest other image u over u's distance to its nearest distinct image other than t."""
-    distance, u = (column[:, 0] for column in neighbours(x, x, exclude_self=True))
-    second, second_index = neighbours(x, x, k=2, distinct=True)
-    without_t = torch.where(second_index[u, 0] == torch.arange(len(x)), second[u, 1], scale[u])
-    return distance / without_t
-
-
-class CopyDetector:
-    """Flags samples that sit closer to a training image than that image sits to any other training image.
-
-    The scale is local: a sample is a copy of training image t when its distance to t is at most COPY_FRACTION x
-    the distance from t to its nearest distinct training neighbour (exact duplicates of t do not count, or a
-    duplicated image, the likeliest to be memorised, would get a threshold of 0). Dense regions of the data
-    (plain backgrounds, near-duplicates) get a tight threshold, sparse ones a loose one. `real_copy_rate` is how
-    many training images are themselves that close to another one: the rate to compare a generator's with.
-    """
-
-    def __init__(self, train_features: torch.Tensor, train_pixels: torch.Tensor):
-        if len(train_features) < MIN_TRAINING_IMAGES:
-            raise GanError(f"the memorization check needs at least {MIN_TRAINING_IMAGES} training images")
-        self.train_features, self.train_pixels = train_features, train_pixels.flatten(1)
-        self.feature_scale = neighbours(train_features, train_features, distinct=True)[0][:, 0]
-        self.pixel_scale = neighbours(self.train_pixels, self.train_pixels, distinct=True)[0][:, 0]
-        self.real_ratio = _leave_one_out_ratios(train_features, self.feature_scale)
-        self.real_copy_rate = float((self.real_ratio <= COPY_FRACTION).double().mean())
-
-    def nearest(self, features: torch.Tensor, pixels: torch.Tensor) -> NearestTraining:
-        feature_distance, feature_index = (t[:, 0] for t in neighbours(features, self.train_features))
-        pixel_distance, pixel_index = (t[:, 0] for t in neighbours(pixels.flatten(1), self.train_pixels))
-        return NearestTraining(
-            feature_distance, feature_index, feature_distance / self.feature_scale[feature_index],
-            pixel_distance, pixel_index, pixel_distance / self.pixel_scale[pixel_index],
-        )

@@ -22,7 +22,8 @@ from gan import device as devices
 from gan.checkpoint import Checkpoint, load_checkpoint, pick_checkpoint
 from gan.config import MAX_EXPORT, RunConfig, SampleConfig
 from gan.errors import GanError
-from gan.evaluate import copy_filter, training_images
+from gan.copies import copy_filter
+from gan.data import training_images
 from gan.features import load_feature_space
 from gan.files import FolderLock, atomic_write, prepare_out
 from gan.generate import d_scores, generate, load_discriminator, load_generator, spread

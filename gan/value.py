@@ -22,7 +22,8 @@ from gan.errors import GanError
 from gan.files import out_folder, prepare_out
 from gan.folders import check_folder
 from gan.judge import agreement
-from gan.metrics import CopyDetector, precision_recall
+from gan.copies import CopyDetector, near_copies
+from gan.metrics import precision_recall
 from gan.options import to_dict
 from gan.value_report import (BOTH, CLASSICAL, ONLY, REAL, SYNTHETIC, ValueResult, at, combine_diagnoses, conclusions,
                               condition_report, write_report)
@@ -55,31 +56,6 @@ def _labelled_as(dataset: ImageDataset, class_names: list[str], flag: str) -> Tr
                        f"must match by folder name ({', '.join(class_names)})")
     index = torch.tensor([class_names.index(name) for name in dataset.class_names])
     return TrainingSet(dataset.images, index[dataset.labels])
-
-
-# Images are compared as 8x8 cells of colour: a JPEG re-encode (even at quality 50) moved no cell by more than 12
-# levels on the emoji and digits, while each image's nearest other image there differed by 27 or more in some cell.
-_CELLS, _NEAR_COPY_LEVELS = 8, 16
-
-
-def _cells(images: torch.Tensor) -> torch.Tensor:
-    return torch.nn.functional.adaptive_avg_pool2d(images.float(), _CELLS).flatten(1)
-
-
-def near_copies(images: torch.Tensor, others: torch.Tensor) -> list[int | None]:
-    """For each image, the index of one of `others` that it copies (byte for byte, re-saved, re-encoded or resized
-    to the same pixels, near enough), or None."""
-    a, b = _cells(images), _cells(others)
-    # A cell off by less than L everywhere means a distance below L * sqrt(cells): a fast first pass (one matrix
-    # product), then the exact test on the few candidates it leaves.
-    bound = _NEAR_COPY_LEVELS * math.sqrt(b.shape[1])
-    found = []
-    for chunk in a.split(512):
-        for row, close in zip(chunk, torch.cdist(chunk, b) < bound):
-            candidates = close.nonzero().flatten()
-            hits = candidates[(b[candidates] - row).abs().amax(1) < _NEAR_COPY_LEVELS]
-            found.append(int(hits[0]) if len(hits) else None)
-    return found
 
 
 def _refuse_overlap(test: ImageDataset, others: list[tuple[ImageDataset, str, str]], cfg: ValueConfig) -> None:

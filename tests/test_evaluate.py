@@ -12,10 +12,12 @@ import gan.evaluate as evaluate_module
 from helpers import stats_records, tiny_config, write_images
 from gan.checkpoint import load_checkpoint
 from gan.config import EvalConfig
+from gan.copies import copy_filter
 from gan.data import load_dataset
 from gan.errors import GanError
-from gan.evaluate import as_unit, copy_filter, evaluate_run, format_report
+from gan.evaluate import evaluate_run, format_report
 from gan.features import RandomFeatures
+from gan.pixels import to_signed
 from gan.train import train
 
 CPU = torch.device("cpu")
@@ -116,7 +118,7 @@ def test_copy_filter_flags_exactly_the_planted_images(run):
     dataset = load_dataset(trained_config(run).data, lambda _: None)
     is_copy = copy_filter(RandomFeatures(), dataset, CPU)
     batch = torch.rand(6, 3, 16, 16) * 2 - 1
-    batch[[1, 4]] = as_unit(dataset.images[[0, 9]])
+    batch[[1, 4]] = to_signed(dataset.images[[0, 9]])
     assert is_copy(batch).tolist() == [False, True, False, False, True, False]
 
 

@@ -8,7 +8,8 @@ from PIL import Image
 from helpers import tiny_config
 from gan.checkpoint import load_checkpoint
 from gan.config import EvalConfig, SampleConfig
-from gan.evaluate import evaluate_run, format_report, training_images
+from gan.data import training_images
+from gan.evaluate import evaluate_run, format_report
 from gan.judge import JUDGE, held_out_split, run_judge, train_judge
 from gan.sample import export
 from gan.train import train

@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from gan.errors import GanError
-from gan.metrics import COPY_FRACTION, CopyDetector, distribution_metrics, fid_kid, neighbours, precision_recall
+from gan.copies import COPY_FRACTION, CopyDetector
+from gan.metrics import distribution_metrics, fid_kid, neighbours, precision_recall
 
 
 def cloud(n: int, dim: int = 8, shift: float = 0.0, seed: int = 0) -> torch.Tensor:

@@ -1,7 +1,6 @@
 import json
 import shutil
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -84,7 +83,7 @@ def test_a_jpeg_copy_of_a_test_image_under_another_class_is_caught(folders, tmp_
 
 
 def test_distinct_images_are_not_near_copies():
-    from gan.value import near_copies
+    from gan.copies import near_copies
 
     images = torch.zeros(3, 3, 32, 32, dtype=torch.uint8)
     images[1, :, :8, :8] = 120  # one corner cell differs
