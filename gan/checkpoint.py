@@ -30,7 +30,7 @@ _ADDED_IN = {
 _READABLE = (2, 3, VERSION)
 _RUN_DIR = re.compile(r"^(\d{5})-")
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)\.pt$")
-BEST = "best.pt"  # the checkpoint with the lowest KID so far; never pruned
+BEST = "best.pt"  # the checkpoint with the best --best-by score so far; never pruned
 _LOW_SPACE = 64 * 2**20  # a write that fails with less free than this failed for want of space
 
 def _safe_name(name: str) -> str:

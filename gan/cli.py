@@ -250,7 +250,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gan", description="Grow a small image dataset with a GAN.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{grow,train,sample,eval,augment,value,demo}")
+    commands = parser.add_subparsers(dest="command", required=True)
 
     grow_parser = commands.add_parser(
         "grow", help="the whole journey: train, export and measure on held-out images, then hand over what helped",

@@ -171,10 +171,11 @@ class TrainConfig:
                             "from a related, larger dataset); class parameters start afresh when the classes differ")
     freeze_d: int = option(0, "keep the first N blocks of D as they were (Freeze-D: for fine-tuning with --init-from)",
                            within=COUNT)
-    augment: str = option("auto", "augmentations the discriminator sees, comma-separated from translation, cutout, "
-                          "color, flip; none: off; auto: translation,cutout,color below 30k images")
-    augment_p: str = option("auto", "probability of each augmentation: a number in [0, 1], or auto to adapt it "
-                            "to the discriminator's overfitting")
+    augment: str = option("auto", "discriminator augmentation: the operations D sees real and fake images through, "
+                          "comma-separated from translation, cutout, color, flip; none: off; auto: "
+                          "translation,cutout,color below 30k images (gan augment writes classical variants instead)")
+    augment_p: str = option("auto", "probability of each discriminator augmentation: a number in [0, 1], or auto to "
+                            "adapt it to the discriminator's overfitting")
     augment_target: float = option(0.6, "the overfitting signal E[sign(D(real))] that auto p aims for", within=DECAY)
     seed: int = option(0, "random seed: the same seed, data and settings repeat a CPU run exactly")
     device: str = device_option("train")

@@ -76,7 +76,7 @@ class CopyDetector:
 
 def copy_detector(space: FeatureSpace, train: ImageDataset, device: torch.device, batch_size: int = 64) -> CopyDetector:
     """Copy detection against the training images, in `space` and in pixel space."""
-    return CopyDetector(embed(space, train.images, batch_size, device), to_signed(train.images))
+    return CopyDetector(embed(space, train.images, device, batch_size), to_signed(train.images))
 
 
 def copy_filter(space: FeatureSpace, train: ImageDataset, device: torch.device,
@@ -86,7 +86,7 @@ def copy_filter(space: FeatureSpace, train: ImageDataset, device: torch.device,
 
     def is_copy(images: torch.Tensor) -> torch.Tensor:
         pixels = to_uint8(images)
-        return detector.nearest(embed(space, pixels, batch_size, device), to_signed(pixels)).copies
+        return detector.nearest(embed(space, pixels, device, batch_size), to_signed(pixels)).copies
 
     return is_copy
 

@@ -96,7 +96,7 @@ class Evaluator:
 
     @functools.cached_property
     def real(self) -> torch.Tensor:
-        return embed(self.space, self.real_images, self.batch_size, self.device, self._bar("real features"))
+        return embed(self.space, self.real_images, self.device, self.batch_size, self._bar("real features"))
 
     @functools.cached_property
     def judge(self) -> Judge | None:
@@ -112,7 +112,7 @@ class Evaluator:
         return Samples(images, torch.tensor(labels) if labels is not None else None, seeds)
 
     def features(self, samples: Samples) -> torch.Tensor:
-        return embed(self.space, samples.images, self.batch_size, self.device, self._bar("sample features"))
+        return embed(self.space, samples.images, self.device, self.batch_size, self._bar("sample features"))
 
     def score(self, fake: torch.Tensor, samples: Samples, per_class: bool = False) -> dict:
         """FID, KID, precision and recall overall, and (per_class) for each class with 2+ images on both sides;

@@ -180,7 +180,7 @@ def load_feature_space(cfg: MetricsConfig, device: torch.device, log: Callable[[
 
 
 @torch.no_grad()
-def embed(space: FeatureSpace, images: torch.Tensor, batch_size: int, device: torch.device,
+def embed(space: FeatureSpace, images: torch.Tensor, device: torch.device, batch_size: int = 64,
           progress: str = "") -> torch.Tensor:
     """Features (N, D) on the CPU of uint8 images (N, C, H, W), extracted in batches on `device` (under a progress
     bar named `progress`, when given)."""

@@ -16,13 +16,12 @@ from gan.models import refresh_batchnorm_stats
 from gan.pixels import to_signed
 from gan.state import GRID_STREAM, NORM_STREAM, TrainingState, seeded
 from gan.step import stacked
-from gan.tracking import GRID_SIZE, Tracker
+from gan.tracking import GRID_ROWS, GRID_SIZE, Tracker
 
 # What each evaluation logs, from Evaluator scores.
 METRICS = {"Metrics/KID": "kid", "Metrics/FID": "fid", "Metrics/precision": "precision", "Metrics/recall": "recall",
            "Metrics/class_KID": "class_kid", "Metrics/label_agreement": "label_agreement"}
 
-_GRID_ROWS = 16  # a conditional grid shows one row of 8 per class, for at most this many classes
 
 
 class TrainingDiverged(GanError):
@@ -31,7 +30,7 @@ class TrainingDiverged(GanError):
 
 def _grid_inputs(cfg: RunConfig, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The fixed noise (and classes) of every fakes grid: 64 images, or one row of 8 per class."""
-    classes = min(cfg.num_classes, _GRID_ROWS)
+    classes = min(cfg.num_classes, GRID_ROWS)
     generator = seeded(cfg.train.seed, GRID_STREAM)
     if not classes:
         return torch.randn(GRID_SIZE, cfg.model.z_dim, generator=generator).to(device), None
@@ -45,7 +44,7 @@ def _reals_grid(dataset: ImageDataset, cfg: RunConfig) -> torch.Tensor:
     order = torch.randperm(len(dataset), generator=seeded(cfg.train.seed, GRID_STREAM))
     if cfg.num_classes:
         labels = dataset.labels[order]
-        rows = [order[labels == c] for c in range(min(cfg.num_classes, _GRID_ROWS))]
+        rows = [order[labels == c] for c in range(min(cfg.num_classes, GRID_ROWS))]
         pick = torch.cat([row.repeat(-(-8 // len(row)))[:8] for row in rows if len(row)])  # 8 a row, repeating
     else:
         pick = order[:GRID_SIZE]

@@ -31,7 +31,7 @@ from gan.judge import JUDGE, run_judge
 from gan.manifest import Manifest, check_folder_names
 from gan.pixels import to_pixels, to_uint8
 from gan.stopping import StopSignals
-from gan.tracking import GRID_SIZE, image_grid, progress_bar, save_png
+from gan.tracking import GRID_ROWS, GRID_SIZE, image_grid, progress_bar, save_png
 
 MANIFEST_COLUMNS = ["file", "seed", "class", "checkpoint", "step", "truncation", "confidence", "d_score"]
 _PIL_FORMATS = {"png": ("PNG", {}), "jpg": ("JPEG", {"quality": 95})}
@@ -104,14 +104,14 @@ def encode_and_write(pixels: np.ndarray, files: list[Path], fmt: str) -> None:
 class _GridPicker:
     """Keeps the preview grid's images as they stream past: the first 64, or the first row of 8 of each class."""
 
-    def __init__(self, conditional: bool, rows: int = 16):
-        self.limit, self.rows = (8 if conditional else GRID_SIZE), rows
+    def __init__(self, conditional: bool):
+        self.limit = 8 if conditional else GRID_SIZE
         self.kept: dict[int | None, list[torch.Tensor]] = {}
 
     def offer(self, images: torch.Tensor, labels: list[int | None]) -> None:
         for image, key in zip(images, labels):
             row = self.kept.get(key)
-            if row is None and len(self.kept) < self.rows:
+            if row is None and len(self.kept) < GRID_ROWS:
                 row = self.kept[key] = []
             if row is not None and len(row) < self.limit:
                 row.append(image)

@@ -21,6 +21,7 @@ from gan.pixels import to_uint8
 
 
 GRID_SIZE = 64  # images in every sample grid: 8 rows of 8
+GRID_ROWS = 16  # a conditional grid shows one row of 8 per class, for at most this many classes
 
 
 def progress_bar(total: int, desc: str, unit: str = "it", initial: int = 0, iterable: Iterable | None = None) -> tqdm:

@@ -38,10 +38,10 @@ def images(n: int, seed: int = 0, channels: int = 3) -> torch.Tensor:
 def test_the_random_space_is_fixed_and_sees_content():
     a, b = RandomFeatures(), RandomFeatures()
     batch = images(4)
-    assert torch.equal(embed(a, batch, 3, CPU), embed(b, batch, 3, CPU))  # same weights every time, any batching
-    features = embed(a, batch, 4, CPU)
+    assert torch.equal(embed(a, batch, CPU, 3), embed(b, batch, CPU, 3))  # same weights every time, any batching
+    features = embed(a, batch, CPU, 4)
     assert features.shape == (4, 480) and not torch.allclose(features[0], features[1])
-    assert embed(a, images(2, channels=1), 2, CPU).shape == (2, 480)  # grayscale runs too
+    assert embed(a, images(2, channels=1), CPU, 2).shape == (2, 480)  # grayscale runs too
 
 
 def test_auto_without_inception_weights_falls_back_and_says_so(tmp_path, monkeypatch):
@@ -110,7 +110,7 @@ def test_inception_asked_for_by_name_is_downloaded_once_into_the_hub_cache(tmp_p
     cached = tmp_path / "torch" / "hub" / "checkpoints" / features_module.INCEPTION_FILES[0]
     assert space.name == "inception" and cached.is_file() and len(requests) == 1
     assert lines == [f"downloading the FID Inception-v3 weights (92 MB, once) from {url} to {cached}"]
-    assert embed(space, images(2), 2, CPU).shape == (2, 2048)
+    assert embed(space, images(2), CPU, 2).shape == (2, 2048)
     load_feature_space(MetricsConfig(features="inception"), CPU, lines.append)
     load_feature_space(MetricsConfig(), CPU, lines.append)  # auto now finds them too
     assert len(requests) == 1 and len(lines) == 1
@@ -172,15 +172,15 @@ def test_inception_weights_load_safely_and_give_2048_features(tmp_path):
     path = stand_in_inception_weights(tmp_path / "inception.pth")
     space = load_feature_space(MetricsConfig(features="inception", inception_weights=str(path)), CPU)
     assert space.name == "inception" and space.comparable
-    assert embed(space, images(2), 2, CPU).shape == (2, 2048)
+    assert embed(space, images(2), CPU, 2).shape == (2, 2048)
 
 
 def test_a_torchscript_file_is_a_feature_space(tmp_path):
     space = load_feature_space(MetricsConfig(features=scripted(tmp_path)), CPU)
     white = torch.full((1, 3, 16, 16), 255, dtype=torch.uint8)
-    assert embed(space, white, 1, CPU)[0, :3].tolist() == [1.0, 1.0, 1.0]  # it receives RGB in [0, 1]
+    assert embed(space, white, CPU, 1)[0, :3].tolist() == [1.0, 1.0, 1.0]  # it receives RGB in [0, 1]
     assert space.num_features == 6 and not space.comparable
-    assert embed(space, images(2, channels=1), 2, CPU).shape == (2, 6)
+    assert embed(space, images(2, channels=1), CPU, 2).shape == (2, 6)
 
 
 def test_unusable_feature_files_are_clear_errors(tmp_path):
@@ -197,7 +197,7 @@ def test_unusable_feature_files_are_clear_errors(tmp_path):
 
     space = load_feature_space(MetricsConfig(features=scripted(tmp_path, PerPixel())), CPU)
     with pytest.raises(GanError, match=r"must return one vector per image, shape \(N, D\); it returned \(2, 3, 16, 16\)"):
-        embed(space, images(2), 2, CPU)
+        embed(space, images(2), CPU, 2)
 
     class Fixed32(nn.Module):  # a model made for one resolution, used at another
         def __init__(self):
@@ -209,7 +209,7 @@ def test_unusable_feature_files_are_clear_errors(tmp_path):
 
     space = load_feature_space(MetricsConfig(features=scripted(tmp_path, Fixed32())), CPU)
     with pytest.raises(GanError, match=r"features.pt fails on images of shape \(2, 3, 16, 16\): .*"):
-        embed(space, images(2), 2, CPU)
+        embed(space, images(2), CPU, 2)
 
     class NotANumber(nn.Module):
         def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -217,4 +217,4 @@ def test_unusable_feature_files_are_clear_errors(tmp_path):
 
     space = load_feature_space(MetricsConfig(features=scripted(tmp_path, NotANumber())), CPU)
     with pytest.raises(GanError, match="gave NaN or infinite features"):
-        embed(space, images(2), 2, CPU)
+        embed(space, images(2), CPU, 2)
