@@ -85,3 +85,36 @@ def test_gan_value_work_is_bounded_before_it_starts(name, value, message):
     setattr(cfg, name, value)
     with pytest.raises(GanError, match=message):
         cfg.validate()
+
+
+def test_every_list_of_names_in_the_config_is_tied_to_its_code():
+    """A name added to a list here without its code, or code left without its name, fails at once: each loss
+    choice has its losses, each discriminator augmentation and each classical operation its own function (none
+    falls through to another's)."""
+    import dataclasses
+
+    import torch
+
+    from gan.classical import augment_image
+    from gan.config import AUGMENTATIONS, CLASSICAL_OPS, TrainConfig
+    from gan.diffaugment import diff_augment
+    from gan.losses import LOSSES
+
+    [loss] = [f for f in dataclasses.fields(TrainConfig) if f.name == "loss"]
+    assert set(loss.metadata["choices"]) == set(LOSSES)
+    logits = torch.tensor([0.3, -1.2]), torch.tensor([-0.5, 0.8])
+    d_losses = [float(LOSSES[name][0](*logits)) for name in LOSSES]
+    assert len(set(d_losses)) == len(LOSSES)
+
+    image = torch.arange(3 * 16 * 16, dtype=torch.float32).view(1, 3, 16, 16) / 384 - 1  # no symmetry to hide in
+    made = [diff_augment(image, (name,), torch.tensor(1.0), torch.Generator().manual_seed(0)) for name in AUGMENTATIONS]
+    assert all(not torch.equal(m, image) for m in made)
+    assert all(not torch.equal(a, b) for i, a in enumerate(made) for b in made[i + 1:])
+
+    pixels = (torch.arange(3 * 16 * 16) % 251).to(torch.uint8).view(3, 16, 16)
+    variants = []
+    for op in CLASSICAL_OPS:  # the same draws for each: an op without code of its own would repeat another's image
+        variant, applied = augment_image(pixels, (op,), 1.0, torch.Generator().manual_seed(1))
+        assert [name for name, _ in applied] == [op]
+        variants.append(variant)
+    assert all(not torch.equal(a, b) for i, a in enumerate(variants) for b in variants[i + 1:])
