@@ -16,7 +16,7 @@ AUGMENTATIONS = ("translation", "cutout", "color", "flip")
 DEFAULT_POLICY = "translation,cutout,color"  # flip only where the data allows it (not for text, digits ...)
 SMALL_DATA = 30_000  # below this many images, discriminators memorise: augment and regularise by default
 CLASSICAL_OPS = ("rotate", "crop", "blur", "scale", "translate", "flip", "brightness", "contrast")  # gan augment
-MAX_SEED = 2**60  # torch generators take 64-bit seeds; training derives a few streams from one seed
+MAX_SEED = 2**60  # torch generators take 64-bit seeds; gan.streams derives up to 8 streams from one seed
 
 
 def parse_policy(policy: str) -> tuple[str, ...]:

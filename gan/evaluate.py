@@ -30,7 +30,7 @@ from gan.judge import Judge, agreement, run_judge
 from gan.copies import NearestTraining, copy_detector, memorization_summary
 from gan.metrics import class_kids, distribution_metrics
 from gan.pixels import to_signed, to_uint8
-from gan.state import REFERENCE_STREAM, seeded
+from gan.streams import REFERENCE, seeded
 from gan.tracking import image_grid, progress_bar, save_png
 
 _PAIRS_SHOWN = 16  # closest sample/training pairs in the memorization grid
@@ -44,7 +44,7 @@ def eval_count(requested: int, num_real: int) -> int:
 def reference_rows(labels: torch.Tensor, count: int, seed: int) -> torch.Tensor:
     """`count` rows of a real set, drawn from `seed` with each class keeping its share, in their original order."""
     counts = torch.bincount(labels).tolist()
-    draw = seeded(seed, REFERENCE_STREAM)
+    draw = seeded(seed, REFERENCE)
     rows = [torch.nonzero(labels == c).flatten()[torch.randperm(n, generator=draw)[:k]]
             for c, (n, k) in enumerate(zip(counts, spread(count, counts)))]
     return torch.cat(rows).sort().values

@@ -23,6 +23,7 @@ from gan.diffaugment import diff_augment
 from gan.errors import GanError
 from gan.files import save_torch
 from gan.pixels import to_signed, to_uint8
+from gan.streams import JUDGE_AUGMENT, JUDGE_SPLIT, seeded
 
 JUDGE = "judge.pt"
 FORMAT, VERSION = "gan-judge", 1
@@ -32,7 +33,6 @@ MIN_STEPS, MAX_STEPS = 50, 1500
 BATCH_SIZE = 64
 WEAK = 0.8  # below this held-out accuracy the report says that agreement figures mean little
 BAR = 0.8  # a class whose samples the judge recognises less often than this does not hold its labels
-_SPLIT_STREAM, _AUGMENT_STREAM = 3, 4  # seeds derived from the run's --seed
 
 
 @dataclass
@@ -123,9 +123,9 @@ def _shifts_and_colours(mirror: bool, generator: torch.Generator) -> Callable[[t
 def train_judge(dataset: ImageDataset, cfg: RunConfig, device: torch.device) -> Judge:
     """A judge for `dataset` (the run's training images), repeatable from the run's --seed."""
     seed = cfg.train.seed
-    train_index, held_index = held_out_split(dataset.labels, torch.Generator().manual_seed(seed * 8 + _SPLIT_STREAM))
+    train_index, held_index = held_out_split(dataset.labels, seeded(seed, JUDGE_SPLIT))
     steps = min(MAX_STEPS, max(MIN_STEPS, EPOCHS * math.ceil(len(train_index) / BATCH_SIZE)))
-    augment = _shifts_and_colours(cfg.data.mirror, torch.Generator().manual_seed(seed * 8 + _AUGMENT_STREAM))
+    augment = _shifts_and_colours(cfg.data.mirror, seeded(seed, JUDGE_AUGMENT))
     data = TrainingSet(dataset.images[train_index], dataset.labels[train_index])
     model = train_classifier(data, len(dataset.class_names), steps, BATCH_SIZE, seed, device, augment,
                              progress="judge").cpu()

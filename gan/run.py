@@ -14,7 +14,8 @@ from gan.errors import GanError
 from gan.judge import run_judge
 from gan.models import refresh_batchnorm_stats
 from gan.pixels import to_signed
-from gan.state import GRID_STREAM, NORM_STREAM, TrainingState, seeded
+from gan.state import TrainingState
+from gan.streams import GRID, NORM, seeded
 from gan.step import stacked
 from gan.tracking import GRID_ROWS, GRID_SIZE, Tracker
 
@@ -31,7 +32,7 @@ class TrainingDiverged(GanError):
 def _grid_inputs(cfg: RunConfig, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The fixed noise (and classes) of every fakes grid: 64 images, or one row of 8 per class."""
     classes = min(cfg.num_classes, GRID_ROWS)
-    generator = seeded(cfg.train.seed, GRID_STREAM)
+    generator = seeded(cfg.train.seed, GRID)
     if not classes:
         return torch.randn(GRID_SIZE, cfg.model.z_dim, generator=generator).to(device), None
     # The same 8 noise vectors in every row: down a column, only the class changes.
@@ -41,7 +42,7 @@ def _grid_inputs(cfg: RunConfig, device: torch.device) -> tuple[torch.Tensor, to
 
 def _reals_grid(dataset: ImageDataset, cfg: RunConfig) -> torch.Tensor:
     """64 random training images, or (conditional) one row of 8 per class."""
-    order = torch.randperm(len(dataset), generator=seeded(cfg.train.seed, GRID_STREAM))
+    order = torch.randperm(len(dataset), generator=seeded(cfg.train.seed, GRID))
     if cfg.num_classes:
         labels = dataset.labels[order]
         rows = [order[labels == c] for c in range(min(cfg.num_classes, GRID_ROWS))]
@@ -105,7 +106,7 @@ class Run:
         if self.ema_stats_step == step:  # grids and checkpoints often fall on the same step
             return
         cfg, device = self.cfg, self.state.device
-        generator = seeded(cfg.train.seed, NORM_STREAM)
+        generator = seeded(cfg.train.seed, NORM)
         # Every class in every batch, twice at least: each network of a per-class G measures its own statistics.
         rows = max(GRID_SIZE, 2 * cfg.num_classes)
         labels = (torch.arange(rows) % cfg.num_classes).to(device) if cfg.num_classes else None

@@ -24,10 +24,10 @@ from gan.diffaugment import AugmentProbability
 from gan.distributed import SINGLE, Ranks
 from gan.losses import LeCam
 from gan.models import discriminator, generator
+from gan.streams import AUGMENT, DATA, NOISE, seeded
 from gan.transfer import freeze_blocks
 
 # Independent random streams derived from --seed; all of training's randomness comes from these generators.
-DATA_STREAM, NOISE_STREAM, GRID_STREAM, NORM_STREAM, AUGMENT_STREAM, REFERENCE_STREAM = range(6)
 
 
 def saved(**options):
@@ -38,10 +38,6 @@ def saved(**options):
 def zeros() -> dataclasses.Field:
     """A saved scalar tensor that starts at zero on the training device (see TrainingState.__post_init__)."""
     return saved(default=None)
-
-
-def seeded(seed: int, stream: int, device: torch.device | str = "cpu") -> torch.Generator:
-    return torch.Generator(device=device).manual_seed(seed * 8 + stream)
 
 
 @dataclass
@@ -168,9 +164,9 @@ def build_state(cfg: RunConfig, dataset: ImageDataset, device: torch.device, ran
         policy=parse_policy(t.augment),
         device=device,
         batches=RealBatches(dataset, t.batch_size, cfg.data.mirror, cfg.data.class_balance,
-                            seeded(t.seed, DATA_STREAM), device, ranks.rows(t.batch_size)),
-        noise=seeded(t.seed, NOISE_STREAM),
-        augment_generator=seeded(t.seed, AUGMENT_STREAM, device),
+                            seeded(t.seed, DATA), device, ranks.rows(t.batch_size)),
+        noise=seeded(t.seed, NOISE),
+        augment_generator=seeded(t.seed, AUGMENT, device),
         augment_p=AugmentProbability(0.0 if adaptive else float(t.augment_p), adaptive, t.augment_target,
                                      t.batch_size, device, average=ranks.average),
         lecam=LeCam(device, average=ranks.average),

@@ -21,14 +21,14 @@ from gan.data import ImageDataset, load_dataset
 from gan.errors import GanError
 from gan.files import out_folder, prepare_out
 from gan.folders import check_folder
-from gan.judge import agreement
 from gan.copies import CopyDetector, near_copies
+from gan.judge import agreement
 from gan.metrics import precision_recall
 from gan.options import to_dict
+from gan.streams import VALUE_CLASSICAL, VALUE_SYNTHETIC, seeded
 from gan.value_report import (BOTH, CLASSICAL, ONLY, REAL, SYNTHETIC, ValueResult, at, combine_diagnoses, conclusions,
                               condition_report, write_report)
 
-_CLASSICAL_STREAM, _SYNTHETIC_STREAM = 1, 2  # seeds of the augmentation and of the synthetic subset, per seed
 
 
 @dataclass
@@ -118,7 +118,7 @@ def _mixed(sets: _Sets, share: float, seed: int) -> tuple[TrainingSet, int]:
     each seed; all there are when a class has fewer), and how many synthetic images that is. The subsets of one
     seed are nested, a smaller share taking the first of the same draw, so shares differ by their share alone."""
     real, synthetic = sets.train, sets.synthetic
-    generator = torch.Generator().manual_seed(seed * 8 + _SYNTHETIC_STREAM)
+    generator = seeded(seed, VALUE_SYNTHETIC)
     picks = []
     for c in range(len(sets.class_names)):
         available = (synthetic.labels == c).nonzero().flatten()
@@ -201,7 +201,7 @@ def measure_value(cfg: ValueConfig, log: Callable[[str], None] = print) -> Value
             used = max(used, count)
             augment = None
             if kind in (CLASSICAL, BOTH):
-                generator = torch.Generator().manual_seed(seed * 8 + _CLASSICAL_STREAM)
+                generator = seeded(seed, VALUE_CLASSICAL)
                 augment = batch_augmenter(parse_ops(cfg.ops), cfg.strength, generator)
             model = train_classifier(data, classes, steps, cfg.batch_size, seed, device, augment)
             runs.append(accuracy(predict(model, sets.test.images, device), sets.test.labels, classes))
