@@ -66,6 +66,15 @@ MAX_EXPORT = 1_000_000
 EXPORT_COUNT = Range(1, MAX_EXPORT)
 
 
+def check_variants_total(per_image: int, sources: int) -> int:
+    """--per-image variants of `sources` images in all, refused past MAX_EXPORT; returns the total."""
+    planned = per_image * sources
+    if planned > MAX_EXPORT:
+        raise GanError(f"--per-image {per_image} makes {planned:,} variants of {sources} images, more than the "
+                       f"{MAX_EXPORT:,} one export makes: lower it")
+    return planned
+
+
 def background_option():
     return option("white", "colour transparent images are composited onto (name or #rrggbb)", within=Colour())
 

@@ -12,14 +12,14 @@ import torch
 from gan import device as devices
 from gan.anchored import invert, variants
 from gan.checkpoint import load_checkpoint, pick_checkpoint
-from gan.config import MAX_EXPORT, SampleConfig
+from gan.config import SampleConfig, check_variants_total
 from gan.data import load_dataset
 from gan.errors import GanError
-from gan.files import FolderLock, prepare_out
+from gan.files import prepare_out
 from gan.generate import load_generator
 from gan.manifest import Manifest, check_folder_names
 from gan.pixels import to_pixels
-from gan.sample import ExportResult, encode_and_write
+from gan.sample import ExportResult, encode_and_write, export_lock
 from gan.stopping import StopSignals
 from gan.tracking import progress_bar
 from gan.variants import variant_names
@@ -41,17 +41,13 @@ def export_near(cfg: SampleConfig, log: Callable[[str], None] = print):
                        f"run's classes for a conditional run)")
     source = load_dataset(dataclasses.replace(trained.data, path=str(Path(cfg.near).expanduser()), cache=False), log)
     labels = _run_labels(source, trained.data.class_names, bool(trained.num_classes), cfg.near)
-    planned = len(source) * cfg.per_image
-    if planned > MAX_EXPORT:
-        raise GanError(f"--per-image {cfg.per_image} makes {planned:,} variants of {len(source)} images, more than "
-                       f"the {MAX_EXPORT:,} one export makes: lower it")
+    planned = check_variants_total(cfg.per_image, len(source))
     stems = variant_names(Path(cfg.near), [Path(cfg.near) / f for f in source.files])
     check_folder_names(cfg.out, [stem.split("/")[0] for stem in stems if "/" in stem], "rename that class folder")
     device = devices.pick_device(cfg.device)
     G = load_generator(checkpoint, device)
     out = prepare_out(cfg.out, cfg.overwrite)
-    lock = FolderLock(out, "exported into", "two exports would mix their images and manifests. Wait for it to "
-                      "finish, or choose another --out", pid_file=False)
+    lock = export_lock(out)
     try:
         manifest = Manifest(out, COLUMNS)
         if cfg.overwrite and (removed := manifest.remove_previous_export()):
@@ -84,7 +80,7 @@ def _run_labels(source, class_names: list[str], conditional: bool, near: str) ->
     if not conditional:
         return None
     unknown = [name for name in source.class_names if name not in class_names]
-    if unknown or len(source.class_names) < 2 and source.class_names[0] not in class_names:
+    if unknown:
         raise GanError(f"--near {near} has folders the run was not trained on ({', '.join(unknown)}): a conditional "
                        f"run makes its own classes only ({', '.join(class_names)})")
     index = torch.tensor([class_names.index(name) for name in source.class_names])

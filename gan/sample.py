@@ -302,13 +302,18 @@ def export(cfg: SampleConfig, log: Callable[[str], None] = print) -> ExportResul
     if labels is not None:
         check_folder_names(cfg.out, [names[c] for c in dict.fromkeys(labels)], "export the other classes with --class")
     out = prepare_out(cfg.out, cfg.overwrite)
-    lock = FolderLock(out, "exported into", "two exports would mix their images and manifests, and one's "
-                      "--overwrite would delete the other's. Wait for it to finish, or choose another --out",
-                      pid_file=False)
+    lock = export_lock(out)
     try:
         return _export_into(out, cfg, checkpoint, labels, G, D, screen, grid_file, device, log)
     finally:
         lock.release()
+
+
+def export_lock(out: Path) -> FolderLock:
+    """The one export writing `out` (see gan.files.FolderLock): nothing is added to the folder."""
+    return FolderLock(out, "exported into", "two exports would mix their images and manifests, and one's "
+                      "--overwrite would delete the other's. Wait for it to finish, or choose another --out",
+                      pid_file=False)
 
 
 def _export_into(out: Path, cfg: SampleConfig, checkpoint, labels, G, D, screen, grid_file, device,

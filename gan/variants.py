@@ -13,7 +13,7 @@ import torch
 import torchvision.transforms.v2.functional as F
 
 from gan.classical import augment_image, describe
-from gan.config import MAX_EXPORT, VariantsConfig, parse_ops
+from gan.config import VariantsConfig, check_variants_total, parse_ops
 from gan.folders import check_folder, scan_folder
 from gan.device import cpu_cores
 from gan.errors import GanError
@@ -96,10 +96,7 @@ def export_variants(cfg: VariantsConfig, log: Callable[[str], None] = print) -> 
         raise GanError(f"--out {cfg.out} is inside --data {cfg.data}: the variants would mix into the originals; "
                        f"choose a folder outside it")
     files, labels, class_names = scan_folder(root, log)
-    planned = len(files) * cfg.per_image
-    if planned > MAX_EXPORT:
-        raise GanError(f"--per-image {cfg.per_image} makes {planned:,} variants of {len(files)} images, more than the "
-                       f"{MAX_EXPORT:,} one export makes: lower it")
+    planned = check_variants_total(cfg.per_image, len(files))
     names = variant_names(root, files)
     check_folder_names(cfg.out, [name.split("/")[0] for name in names if "/" in name],
                        f"rename that folder in {root}")
