@@ -16,6 +16,9 @@ AUGMENTATIONS = ("translation", "cutout", "color", "flip")
 DEFAULT_POLICY = "translation,cutout,color"  # flip only where the data allows it (not for text, digits ...)
 SMALL_DATA = 30_000  # below this many images, discriminators memorise: augment and regularise by default
 CLASSICAL_OPS = ("rotate", "crop", "blur", "scale", "translate", "flip", "brightness", "contrast")  # gan augment
+# gan value's configurations: real images, + classical augmentation, + synthetic, + both, synthetic alone; each one
+# with synthetic images is measured against the same without them.
+VALUE_CONDITIONS = {"real": None, "classical": None, "synthetic": "real", "both": "classical", "only": "real"}
 MAX_SEED = 2**60  # torch generators take 64-bit seeds; gan.streams derives up to 8 streams from one seed
 
 
@@ -431,6 +434,10 @@ class ValueConfig:
     batch_size: int = option(64, "images per classifier step", within=Range(1, 4096))
     ops: str = option(",".join(CLASSICAL_OPS), "classical operations used with --classical")
     strength: float = option(1.0, "scales the classical operations' ranges", within=STRENGTH)
+    conditions: str = option("", f"train only these configurations, comma-separated, from {', '.join(VALUE_CONDITIONS)}"
+                             f" (both: real + classical + synthetic; only: synthetic alone), e.g. classical,both to "
+                             f"measure synthetic images over classical augmentation alone (default: every one the "
+                             f"flags allow)")
     device: str = device_option("train")
     cache_dir: str = cache_dir_option()
     overwrite: bool = option(False, "allow writing the report into a folder that already holds files")
@@ -442,6 +449,28 @@ class ValueConfig:
                 raise GanError(f"{flag} is required (gan value --train DIR --test DIR --out DIR)")
         check_ops(self.ops)
         self.shares()
+        self.chosen_conditions()
+
+    def chosen_conditions(self) -> tuple[str, ...]:
+        """The configurations to train, by their names in VALUE_CONDITIONS: --conditions, else every one the flags
+        allow."""
+        allowed = [name for name in VALUE_CONDITIONS
+                   if (self.classical or name not in ("classical", "both"))
+                   and (self.synthetic or name not in ("synthetic", "both", "only"))]
+        if not self.conditions.strip():
+            return tuple(allowed)
+        chosen = tuple(dict.fromkeys(name.strip() for name in self.conditions.split(",")))
+        for name in chosen:
+            if name not in VALUE_CONDITIONS:
+                raise GanError(f"--conditions: unknown configuration {name!r}: choose from "
+                               f"{', '.join(VALUE_CONDITIONS)}")
+            if name not in allowed:
+                needs = "--classical" if name in ("classical", "both") and not self.classical else "--synthetic"
+                raise GanError(f"--conditions {name} needs {needs}")
+            against = VALUE_CONDITIONS[name]
+            if against and against not in chosen:
+                raise GanError(f"--conditions {name} is measured against {against}: add {against} to --conditions")
+        return chosen
 
     def shares(self) -> tuple[float, ...]:
         """--synthetic-ratio as numbers, smallest first and each once: '1,0.25' -> (0.25, 1.0)."""

@@ -29,6 +29,7 @@ from gan.streams import VALUE_CLASSICAL, VALUE_SYNTHETIC, seeded
 from gan.value_report import (BOTH, CLASSICAL, ONLY, REAL, SYNTHETIC, ValueResult, at, combine_diagnoses, conclusions,
                               condition_report, write_report)
 
+KINDS = {"real": REAL, "classical": CLASSICAL, "synthetic": SYNTHETIC, "both": BOTH, "only": ONLY}  # --conditions
 
 
 @dataclass
@@ -147,16 +148,18 @@ def _warn_unused(cfg: ValueConfig, log) -> None:
 
 
 def _conditions(cfg: ValueConfig) -> list[tuple[str, str, float]]:
-    """(name, kind, synthetic images per real one) of every configuration to train: real images (and classical
-    augmentation), then synthetic images mixed in at each share, then the synthetic images alone, as many as at the
-    largest share."""
-    planned = [(kind, kind, 0.0) for kind in ([REAL, CLASSICAL] if cfg.classical else [REAL])]
+    """(name, kind, synthetic images per real one) of every configuration to train (--conditions): real images (and
+    classical augmentation), then synthetic images mixed in at each share, then the synthetic images alone, as many
+    as at the largest share."""
+    chosen = {KINDS[name] for name in cfg.chosen_conditions()}
+    planned = [(kind, kind, 0.0) for kind in (REAL, CLASSICAL) if kind in chosen]
     if cfg.synthetic:
         shares = cfg.shares()
         for share in shares:
             tag = share if len(shares) > 1 else None  # one share keeps the plain names
-            planned += [(at(kind, tag), kind, share) for kind in ([SYNTHETIC, BOTH] if cfg.classical else [SYNTHETIC])]
-        planned.append((ONLY, ONLY, shares[-1]))
+            planned += [(at(kind, tag), kind, share) for kind in (SYNTHETIC, BOTH) if kind in chosen]
+        if ONLY in chosen:
+            planned.append((ONLY, ONLY, shares[-1]))
     return planned
 
 
@@ -192,7 +195,9 @@ def measure_value(cfg: ValueConfig, log: Callable[[str], None] = print) -> Value
     planned = _conditions(cfg)
     log(f"training {len(planned) * cfg.seeds} classifiers of {steps} steps on {device}: "
         f"{', '.join(name for name, _, _ in planned)}; {cfg.seeds} seeds each")
-    judged_by = CLASSICAL if cfg.classical else REAL  # the judge of label agreement: trained as gan.judge trains
+    kinds = {kind for _, kind, _ in planned}
+    judged_by = CLASSICAL if CLASSICAL in kinds else REAL  # the judge of label agreement: trained as gan.judge trains
+    shares = cfg.shares() if kinds & {SYNTHETIC, BOTH} else ()
     results, used, diagnoses = {}, 0, []
     for name, kind, share in planned:
         runs = []
@@ -211,7 +216,7 @@ def measure_value(cfg: ValueConfig, log: Callable[[str], None] = print) -> Value
         log(f"  {name:34} {100 * results[name]['mean']:5.1f} ± {100 * results[name]['std']:.1f}% test accuracy")
     diagnosis = combine_diagnoses(diagnoses, sets.class_names) if diagnoses else None
     report = {
-        **conclusions(results, cfg.shares() if sets.synthetic is not None else (), diagnosis),
+        **conclusions(results, shares, diagnosis),
         "conditions": results,
         "classes": sets.class_names,
         "train_images": len(real.labels),

@@ -103,7 +103,9 @@ def verdict(results: dict[str, dict], share: float | None = None) -> str:
     when the interval excludes 0); with both synthetic and classical, also synthetic instead of classical."""
     made = _measured(results, share)
     if not made:
-        return f"real images alone: {100 * results[REAL]['mean']:.1f}% test accuracy (nothing to compare with)"
+        name, result = next(iter(results.items()))
+        return (f"{'real images alone' if name == REAL else name}: {100 * result['mean']:.1f}% test accuracy (nothing "
+                f"to compare with)")
     shown = made[:1]
     if made[0][0] == COMPARISONS[0]:  # over classical augmentation: say too whether they could replace it
         shown += [m for m in made if m[0] == COMPARISONS[2]]

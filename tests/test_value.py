@@ -183,6 +183,35 @@ def test_the_share_sweep_picks_the_share_that_helps_most(synthetic_are, tmp_path
     assert f"`gan sample --per-real {best}`" in markdown and "optimistic estimate" in markdown
 
 
+def test_conditions_trains_only_the_configurations_named(folders, tmp_path):
+    report = measure_value(settings(folders, tmp_path / "r", conditions="both,classical", synthetic_ratio="0.5,1"),
+                           log=lambda _: None).report
+    assert list(report["conditions"]) == [CLASSICAL, f"{BOTH} x0.5", f"{BOTH} x1"]
+    assert report["share_sweep"]["against"] == "over classical augmentation" and report["diagnosis"]["judged_by"] == \
+        CLASSICAL
+    assert list(report["gains"]) == ["synthetic images (0.5 per real image) over classical augmentation",
+                                     "synthetic images (1 per real image) over classical augmentation"]
+
+
+def test_every_condition_name_has_a_configuration():
+    from gan.config import VALUE_CONDITIONS
+    from gan.value import KINDS
+
+    assert list(KINDS) == list(VALUE_CONDITIONS)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--classical", "--synthetic", "s", "--conditions", "both"], "--conditions both is measured against classical: add classical to --conditions"),
+    (["--conditions", "real,extra"], "--conditions: unknown configuration 'extra': choose from real, classical"),
+    (["--conditions", "real,classical"], "--conditions classical needs --classical"),
+    (["--classical", "--conditions", "real,only"], "--conditions only needs --synthetic"),
+])
+def test_bad_conditions_are_one_clear_line(flags, message, capsys):
+    assert main(["value", "--train", "a", "--test", "b", "--out", "c", *flags]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {message}") and err.count("\n") == 1
+
+
 @pytest.mark.parametrize("ratio, message", [
     ("", "--synthetic-ratio is empty: give synthetic images per real one, e.g. 0.5, or several"),
     ("0.1,half", "--synthetic-ratio: 'half' is not a number: give synthetic images per real one"),
