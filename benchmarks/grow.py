@@ -8,9 +8,10 @@ Sets (nothing downloaded, nothing committed):
   out 20% of them; the other digits (about 1,500) are the truly held-out test set.
 - emoji: the bundled emoji, 50 per class given to gan grow; the other 309 are the truly held-out test set.
 
-Per seed it prints grow's verdict with its per-seed gains (on its own held-out share), the same comparison on the
-truly held-out set (train: every image given to grow; synthetic: grow's export at the share it chose; 3 classifier
-seeds, paired), whether the two verdicts agree, and the minutes each took.
+Per seed it prints grow's verdict with the kind of synthetic images it chose (sampled per class, or anchored to each
+real image) and their per-seed gains on its own held-out share, the other kind's, the same comparison on the truly
+held-out set (train: every image given to grow; synthetic: grow's export of the kind and share it chose; 3
+classifier seeds, paired), whether the two verdicts agree, and the minutes each took.
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ def held_out_check(given: Path, held_out: Path, synthetic: Path, share: float, o
     mean accuracy of each."""
     shutil.rmtree(out, ignore_errors=True)
     report = measure_value(ValueConfig(train=str(given), test=str(held_out), synthetic=str(synthetic), classical=True,
-                                       synthetic_ratio=f"{share:g}", out=str(out), device="cpu"), log=quiet).report
+                                       synthetic_ratio=f"{share:g}", conditions="classical,both", out=str(out),
+                                       device="cpu"), log=quiet).report
     results = report["conditions"]
     grown, classical = results[at(BOTH, None)]["accuracy"], results[CLASSICAL]["accuracy"]
     gains = [100 * (a - b) for a, b in zip(grown, classical)]
@@ -74,25 +76,28 @@ def main() -> int:
     given, held_out = prepare(args.set, args.per_class, out)
     print(f"{args.set}: {sum(1 for _ in given.rglob('*.png'))} images given to gan grow, "
           f"{sum(1 for _ in held_out.rglob('*.png'))} truly held out; budget {args.budget}, at most {args.steps} steps")
-    print("| seed | grow: verdict | grow: gains per seed | held out: real+classical | held out: + synthetic | "
-          "held out: gains per seed | agree | minutes |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| seed | grow: verdict | grow: kind | grow: gains per seed | other kind's | held out: real+classical | "
+          "held out: + synthetic | held out: gains per seed | agree | minutes |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for seed in (int(s) for s in args.seeds.split(",")):
         began = time.perf_counter()
         journey = out / f"journey-{seed}"
         result = grow(GrowConfig(data=str(given), out=str(journey), budget=args.budget, steps=args.steps, seed=seed,
                                  device="cpu"), log=quiet)
-        measured = json.loads((journey / "journey.json").read_text())["stages"]["measure"]
-        grow_gains, share = measured["gains"], measured["share"]
+        stages = json.loads((journey / "journey.json").read_text())["stages"]
+        mode = stages["hand over"]["mode"]
+        other = next(m for m in ("sampled", "anchored") if m != mode)
+        grow_gains, share = stages[f"measure {mode}"]["gains"], stages[f"measure {mode}"]["share"]
+        other_gains = ", ".join(f"{g:+.1f}" for g in stages[f"measure {other}"]["gains"]) or "-"
         if grow_gains:
-            gains, classical, grown = held_out_check(given, held_out, journey / "synthetic", share,
+            gains, classical, grown = held_out_check(given, held_out, Path(stages[mode]["folder"]), share,
                                                      out / f"check-{seed}")
             check = f"{classical:.1f} | {grown:.1f} (x{share:g}) | {', '.join(f'{g:+.1f}' for g in gains)}"
             agree = helped(gains) == result.helped
         else:
             check, agree = "- | - | -", not result.helped
-        print(f"| {seed} | {'helped' if result.helped else 'did not help'} | "
-              f"{', '.join(f'{g:+.1f}' for g in grow_gains) or '-'} | {check} | {'yes' if agree else 'NO'} | "
+        print(f"| {seed} | {'helped' if result.helped else 'did not help'} | {mode} | "
+              f"{', '.join(f'{g:+.1f}' for g in grow_gains) or '-'} | {other}: {other_gains} | {check} | {'yes' if agree else 'NO'} | "
               f"{(time.perf_counter() - began) / 60:.1f} |", flush=True)
     return 0
 

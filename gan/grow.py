@@ -1,6 +1,7 @@
 """`gan grow`: the whole journey in one command. It holds out real images to measure on, measures real images and
-classical augmentation, trains the GAN within a time budget, exports with the label and copy filters, measures
-each share of synthetic images over paired seeds, and hands over the folder that helped, with report.md.
+classical augmentation, trains the GAN within a time budget, exports synthetic images two ways (drawn per class
+through the label and copy filters, and drawn near each real training image), measures each share of each over
+paired seeds, and hands over the folder that helped most, with report.md.
 
 Each stage's record goes into OUT/journey.json when the stage ends, so a journey stopped anywhere (Ctrl-C, kill -9)
 carries on from its first unfinished stage when the same command runs again.
@@ -10,10 +11,12 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import random
 import shutil
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -30,6 +33,10 @@ MIN_GAIN = 1.0  # points over real + classical augmentation, on average and abov
 VARIANTS_PER_IMAGE = 4  # classical variants handed over when synthetic images did not help
 # The GAN's schedule: evaluated often enough for --patience to stop it near its best within the budget.
 EVAL_EVERY, PATIENCE = 500, 4
+# The two ways of making synthetic images, by the stage that exports them: each is measured, and the journey hands
+# over the one that helped more.
+MODES = {"sampled": "drawn per class, through the label and copy filters",
+         "anchored": "drawn near each real training image, whose class they keep"}
 
 
 @dataclass
@@ -108,9 +115,11 @@ class _Journey:
         steps = [("split", "hold out real images to measure on", self.split),
                  ("baseline", "measure real images and classical augmentation", self.baseline),
                  ("train", f"train the GAN (at most {self.cfg.budget})", self.train),
-                 ("export", "export synthetic images through the label and copy filters", self.export),
-                 ("measure", "measure each share of synthetic images", self.measure),
-                 ("hand over", "hand over the images that helped", self.hand_over)]
+                 ("sampled", f"export synthetic images {MODES['sampled']}", self.sampled),
+                 ("anchored", f"export synthetic images {MODES['anchored']}", self.anchored)]
+        steps += [(f"measure {mode}", f"measure each share of the {mode} images", partial(self.measure, mode))
+                  for mode in MODES]
+        steps.append(("hand over", "hand over the images that helped most", self.hand_over))
         started = time.monotonic()
         for number, (name, what, stage) in enumerate(steps, 1):
             head = f"[{number}/{len(steps)}] {name}"
@@ -128,11 +137,12 @@ class _Journey:
         return GrowResult(self.out, last["helped"], last["verdict"], Path(last["images"]), report)
 
     def _left(self, stage: str) -> str:
-        """'; N min left at most': the measure's 2 + 2 per share + 1 configurations at the baseline's pace for its 2,
-        plus, before training, the budget."""
+        """'; N min left at most': each measure stage still to come trains 1 + 1 per share configurations, at the
+        baseline's pace for its 2; before training, the budget too."""
         if "baseline" not in self.stages or stage == "hand over":
             return ""
-        left = self.stages["baseline"]["seconds"] / 2 * (3 + 2 * len(self._shares()))
+        measures = sum(f"measure {mode}" not in self.stages for mode in MODES)
+        left = self.stages["baseline"]["seconds"] / 2 * measures * (1 + len(self._shares()))
         if stage == "train":
             left += seconds(self.cfg.budget)
         return f"; {left / 60:.0f} min left at most"
@@ -174,16 +184,20 @@ class _Journey:
                            f"seed {cfg.seed}: {folder / 'split.csv'} lists them)"}
 
     def _value(self, folder: str, synthetic: str = "") -> tuple[dict, str]:
+        """gan value on the split: real images and classical augmentation, or (with `synthetic`) classical
+        augmentation with and without each share of those images."""
         cfg, split = self.cfg, self.stages["split"]
+        conditions = "classical,both" if synthetic else "real,classical"
         value = ValueConfig(train=split["train"], test=split["test"], out=str(self.out / folder), synthetic=synthetic,
                             classical=True, synthetic_ratio=cfg.synthetic_ratio, seeds=cfg.seeds, epochs=cfg.epochs,
-                            resolution=cfg.resolution, device=cfg.device, overwrite=True)
+                            resolution=cfg.resolution, conditions=conditions, device=cfg.device, overwrite=True)
         from gan.value import measure_value
 
         report = measure_value(value, log=self.log).report
         mixed = f" --synthetic {synthetic} --synthetic-ratio {cfg.synthetic_ratio}" if synthetic else ""
-        return report, (f"gan value --train {split['train']} --test {split['test']} --classical{mixed} --seeds "
-                        f"{cfg.seeds} --epochs {cfg.epochs} --resolution {cfg.resolution} --out {self.out / folder}")
+        return report, (f"gan value --train {split['train']} --test {split['test']} --classical{mixed} --conditions "
+                        f"{conditions} --seeds {cfg.seeds} --epochs {cfg.epochs} --resolution {cfg.resolution} --out "
+                        f"{self.out / folder}")
 
     def baseline(self) -> dict:
         report, command = self._value("baseline")
@@ -213,49 +227,63 @@ class _Journey:
                            f"to carry on from there")
         return {"run": str(result.run_dir), "step": result.step, "command": command}
 
-    def export(self) -> dict:
+    def sampled(self) -> dict:
+        run, share = self.stages["train"]["run"], max(self._shares())
+        return self._export("sampled", SampleConfig(run=run, per_real=share, reject_copies=True),
+                            f"gan sample --run {run} --per-real {share:g} --reject-copies")
+
+    def anchored(self) -> dict:
+        run, train = self.stages["train"]["run"], self.stages["split"]["train"]
+        per_image = math.ceil(max(self._shares()))
+        return self._export("anchored", SampleConfig(run=run, near=train, per_image=per_image),
+                            f"gan sample --run {run} --near {train} --per-image {per_image}")
+
+    def _export(self, mode: str, cfg: SampleConfig, command: str) -> dict:
         from gan.sample import export
 
-        run, share = self.stages["train"]["run"], max(self._shares())
-        out = self.out / "synthetic"
-        result = export(SampleConfig(run=run, per_real=share, out=str(out), reject_copies=True, overwrite=True,
-                                     seed=self.cfg.seed, device=self.cfg.device), log=self.log)
-        return {"folder": str(out), "images": len(result.files), "asked": result.planned,
-                "command": f"gan sample --run {run} --per-real {share:g} --reject-copies --seed {self.cfg.seed} "
-                           f"--out {out}"}
+        cfg.out, cfg.overwrite, cfg.seed, cfg.device = str(self.out / mode), True, self.cfg.seed, self.cfg.device
+        result = export(cfg, log=self.log)
+        return {"folder": cfg.out, "images": len(result.files), "asked": result.planned,
+                "command": f"{command} --seed {self.cfg.seed} --out {cfg.out}"}
 
     def _shares(self) -> tuple[float, ...]:
         return ValueConfig(synthetic_ratio=self.cfg.synthetic_ratio).shares()
 
-    def measure(self) -> dict:
-        if not self.stages["export"]["images"]:
+    def measure(self, mode: str) -> dict:
+        exported = self.stages[mode]
+        if not exported["images"]:
             return {"share": None, "gains": [], "command": "(nothing to measure)",
                     "verdict": "the GAN made no image that its judge puts in the class it was made for"}
-        report, command = self._value("value", self.stages["export"]["folder"])
+        report, command = self._value(f"value/{mode}", exported["folder"])
         shares = self._shares()
         share = report["share_sweep"]["best"] if report["share_sweep"] else shares[0]
         results = report["conditions"]
         grown = results[at(BOTH, share if len(shares) > 1 else None)]["accuracy"]
         gains = [100 * (a - b) for a, b in zip(grown, results[CLASSICAL]["accuracy"])]
-        return {"share": share, "grown": grown, "real": results[REAL]["accuracy"],
-                "classical": results[CLASSICAL]["accuracy"], "gains": gains, "verdict": report["verdict"],
-                "command": command}
+        return {"share": share, "grown": grown, "classical": results[CLASSICAL]["accuracy"], "gains": gains,
+                "verdict": report["verdict"], "command": command}
+
+    def _best_mode(self) -> str:
+        """The mode whose best share gained most over classical augmentation (the first, when none was measured)."""
+        measured = [mode for mode in MODES if self.stages[f"measure {mode}"]["gains"]]
+        return max(measured, key=lambda mode: _mean(self.stages[f"measure {mode}"]["gains"]), default=next(iter(MODES)))
 
     def hand_over(self) -> dict:
-        measured, baseline = self.stages["measure"], self.stages["baseline"]
+        mode, baseline = self._best_mode(), self.stages["baseline"]
+        measured = self.stages[f"measure {mode}"]
         gains, share = measured["gains"], measured["share"]
         classical_gains = [100 * (a - b) for a, b in zip(baseline["classical"], baseline["real"])]
         helped = bool(gains) and _mean(gains) >= MIN_GAIN and min(gains) > 0
         seeds = f"{len(classical_gains)} seeds, paired"
-        why = (f"{_mean(gains):+.1f} points over classical augmentation at their best share, {share:g} per real image, "
-               f"{seeds}" if gains else measured["verdict"])
+        why = (f"{_mean(gains):+.1f} points over classical augmentation with the better of the two kinds, {mode} images"
+               f" at {share:g} per real image, {seeds}" if gains else measured["verdict"])
         if helped:
-            images = self._real_and_synthetic(share)
-            verdict = (f"Synthetic images helped: adding {share:g} per real image raised held-out accuracy by "
-                       f"{_mean(gains):.1f} points over real images with classical augmentation "
+            images = self._real_and_synthetic(mode, share)
+            verdict = (f"Synthetic images helped: adding {share:g} per real image, {MODES[mode]}, raised held-out "
+                       f"accuracy by {_mean(gains):.1f} points over real images with classical augmentation "
                        f"({100 * _mean(measured['grown']):.1f}% against {100 * _mean(measured['classical']):.1f}%, "
                        f"{seeds}). Train on {images}/")
-            command = f"(the real images of {self.root} and the synthetic share above, copied)"
+            command = f"(the real images of {self.root} and the {mode} share above, copied)"
         elif _mean(classical_gains) > 0:
             images = self._real_and_variants()
             verdict = (f"Synthetic images did not help your data ({why}); use classical augmentation ({images}/), "
@@ -266,22 +294,22 @@ class _Journey:
             verdict = (f"Synthetic images did not help your data ({why}), and neither did classical augmentation "
                        f"({_mean(classical_gains):+.1f} points): train on your real images as they are")
             command = "(nothing to hand over: your own folder is the best training set measured)"
-        return {"helped": helped, "images": str(images), "verdict": verdict, "command": command}
+        return {"helped": helped, "mode": mode, "images": str(images), "verdict": verdict, "command": command}
 
     # --- what is handed over ---------------------------------------------------------------------------------
 
-    def _real_and_synthetic(self, share: float) -> Path:
-        """OUT/images: every real image of --data, and `share` synthetic ones per real training image of each class
-        (as measured), in class folders."""
+    def _real_and_synthetic(self, mode: str, share: float) -> Path:
+        """OUT/images: every real image of --data, and `share` synthetic ones of `mode` per real training image of each
+        class (as measured), in class folders."""
         folder, partial = self.out / "images", self.out / ".images.partial"
         shutil.rmtree(partial, ignore_errors=True)
         shutil.copytree(self.root, partial, ignore=shutil.ignore_patterns(".*"))
         train_counts = _class_counts(Path(self.stages["split"]["train"]))
-        synthetic = Path(self.stages["export"]["folder"])
+        synthetic = Path(self.stages[mode]["folder"])
         with open(synthetic / MANIFEST, newline="") as manifest:
             rows = list(csv.DictReader(manifest))
         taken: dict[str, int] = {}
-        for row in rows:  # in seed order, the first of each class: what gan sample --per-real would export
+        for row in rows:  # the first of each class: what gan sample would export for that share
             name = row["class"]
             if taken.get(name, 0) < round(share * train_counts.get(name, 0)):
                 taken[name] = taken.get(name, 0) + 1
@@ -307,19 +335,21 @@ class _Journey:
     # --- the report --------------------------------------------------------------------------------------------
 
     def write_report(self) -> Path:
-        last, measured, baseline = self.stages["hand over"], self.stages["measure"], self.stages["baseline"]
+        last, baseline = self.stages["hand over"], self.stages["baseline"]
         rows = [("real images", baseline["real"]), ("real + classical augmentation", baseline["classical"])]
-        if measured["gains"]:
-            rows.append((f"real + classical + synthetic x{measured['share']:g}", measured["grown"]))
-        lines = [f"# {last['verdict']}", "", "Held-out accuracy of the same small classifier, mean ± std over seeds:",
-                 "", "| trained on | held-out accuracy |", "|---|---|"]
+        rows += [(f"real + classical + {mode} x{record['share']:g}", record["grown"])
+                 for mode, record in ((mode, self.stages[f"measure {mode}"]) for mode in MODES) if record["gains"]]
+        lines = [f"# {last['verdict']}", "", "Held-out accuracy of the same small classifier, mean ± std over seeds "
+                 "(each synthetic row at its best share):", "", "| trained on | held-out accuracy |", "|---|---|"]
         lines += [f"| {name} | {100 * _mean(values):.1f} ± {100 * _std(values):.1f}% |" for name, values in rows]
+        measured = self.stages[f"measure {last['mode']}"]
         if measured["gains"]:
-            lines += ["", "![accuracy of every configuration](value/accuracy.png)", "",
-                      f"Gain of the synthetic share over classical augmentation, per seed: "
-                      f"{', '.join(f'{g:+.1f}' for g in measured['gains'])} points (every share: value/report.md). "
-                      f"The share was chosen on the same held-out images it is reported on, so the gain is an "
-                      f"optimistic estimate: confirm it on images that took no part (gan value --test)."]
+            lines += ["", f"![accuracy of every configuration, {last['mode']} images](value/{last['mode']}/accuracy.png)",
+                      "", f"Gain of the {last['mode']} share over classical augmentation, per seed: "
+                      f"{', '.join(f'{g:+.1f}' for g in measured['gains'])} points (every share: "
+                      f"value/{last['mode']}/report.md). The kind and the share were chosen on the same held-out images "
+                      f"they are reported on, so the gain is an optimistic estimate: confirm it on images that took no "
+                      f"part (gan value --test)."]
         lines += ["", "## The stages, and the command that repeats each", "", "| stage | time | command |",
                   "|---|---|---|"]
         lines += [f"| {name} | {record['seconds'] / 60:.1f} min | `{record['command']}` |"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -43,8 +44,8 @@ def tiny_gan(monkeypatch):
 
 
 def settings(data, out, **extra) -> GrowConfig:
-    return GrowConfig(data=str(data), out=str(out), resolution=16, seeds=2, epochs=1, device="cpu",
-                      synthetic_ratio="0.5,1", **extra)
+    values = dict(data=str(data), out=str(out), resolution=16, seeds=2, epochs=1, device="cpu", synthetic_ratio="0.5,1")
+    return GrowConfig(**{**values, **extra})
 
 
 @pytest.fixture(scope="module")
@@ -61,10 +62,12 @@ def test_a_journey_hands_over_a_folder_and_a_report_that_names_every_stage_comma
     data, result = journey
     report = result.report.read_text()
     assert report.startswith("# Synthetic images ") and result.verdict in report.splitlines()[0]
-    for command in ("gan value --train", "gan train --data", "gan sample --run"):
+    for command in ("gan value --train", "gan train --data", "--per-real 1 --reject-copies", "--near"):
         assert command in report
     stages = json.loads((result.out / "journey.json").read_text())["stages"]
-    assert list(stages) == ["split", "baseline", "train", "export", "measure", "hand over"]
+    assert list(stages) == ["split", "baseline", "train", "sampled", "anchored", "measure sampled",
+                            "measure anchored", "hand over"]
+    assert stages["hand over"]["mode"] in ("sampled", "anchored")
     assert result.images.is_dir()
 
 
@@ -93,7 +96,7 @@ def test_the_same_command_again_redoes_no_stage(journey, monkeypatch):
         monkeypatch.setattr(module, name, lambda *a, **k: pytest.fail(f"{name} ran again"))
     lines = []
     again = grow(settings(data, result.out), log=lines.append)
-    assert again.verdict == result.verdict and sum("done in an earlier try" in line for line in lines) == 6
+    assert again.verdict == result.verdict and sum("done in an earlier try" in line for line in lines) == 8
 
 
 def test_a_journey_killed_mid_stage_carries_on_from_that_stage(tmp_path, monkeypatch):
@@ -114,18 +117,23 @@ def test_a_journey_killed_mid_stage_carries_on_from_that_stage(tmp_path, monkeyp
     lines = []
     grow(settings(data, tmp_path / "out"), log=lines.append)
     assert [line.split(":")[0] for line in lines if "done in an earlier try" in line] == [
-        "[1/6] split", "[2/6] baseline", "[3/6] train"]
+        "[1/8] split", "[2/8] baseline", "[3/8] train"]
+
+
+def blue(count: int) -> torch.Tensor:
+    return torch.tensor([40.0, 40.0, 200.0]).view(1, 3, 1, 1).expand(count, 3, 16, 16) / 127.5 - 1
 
 
 def test_a_generator_that_ignores_its_labels_leads_to_did_not_help(tmp_path, monkeypatch):
+    import gan.near
     import gan.sample
 
     def blue_whatever_the_label(G, seeds, labels, batch_size, device, truncation=0.0):
         for start in range(0, len(seeds), batch_size):  # the blue class's colour, for red and blue alike
-            count = len(seeds[start : start + batch_size])
-            yield torch.tensor([40.0, 40.0, 200.0]).view(1, 3, 1, 1).expand(count, 3, 16, 16) / 127.5 - 1
+            yield blue(len(seeds[start : start + batch_size]))
 
     monkeypatch.setattr(gan.sample, "generate", blue_whatever_the_label)
+    monkeypatch.setattr(gan.near, "variants", lambda G, z, labels, seeds, device: blue(len(seeds)))
     result = grow(settings(coloured(tmp_path / "data", 10, seed=2), tmp_path / "out"), log=quiet)
     assert not result.helped and result.verdict.startswith("Synthetic images did not help your data")
     assert not (tmp_path / "out" / "images").exists()
@@ -152,3 +160,25 @@ def test_a_damaged_journey_file_is_named(tmp_path):
     (tmp_path / "out" / "journey.json").write_text("{not json")
     with pytest.raises(GanError, match=r"cannot read .*journey.json .*choose another --out"):
         grow(settings(coloured(tmp_path / "data", 2, seed=4), tmp_path / "out"), log=quiet)
+
+
+def test_the_journey_hands_over_the_kind_of_synthetic_images_that_helped_more(tmp_path, monkeypatch):
+    import gan.value
+    from gan.value_report import BOTH, CLASSICAL, REAL
+
+    def measured(cfg, log):  # anchored images 3 points over classical augmentation in every seed, sampled ones 0.5
+        if not cfg.synthetic:
+            return SimpleNamespace(report={"conditions": {REAL: {"accuracy": [0.80, 0.78]},
+                                                          CLASSICAL: {"accuracy": [0.82, 0.80]}}})
+        gain = 0.03 if cfg.synthetic.endswith("anchored") else 0.005
+        return SimpleNamespace(report={"conditions": {CLASSICAL: {"accuracy": [0.82, 0.80]},
+                                                      f"{BOTH} x0.5": {"accuracy": [0.82, 0.80]},
+                                                      f"{BOTH} x1": {"accuracy": [0.82 + gain, 0.80 + gain]}},
+                                       "share_sweep": {"best": 1.0}, "verdict": "(measured)"})
+
+    monkeypatch.setattr(gan.value, "measure_value", measured)
+    result = grow(settings(coloured(tmp_path / "data", 10, seed=5), tmp_path / "out"), log=quiet)
+    assert result.helped and "drawn near each real training image" in result.verdict
+    handed = sorted(p.name for p in (result.images / "red").iterdir())
+    assert len(handed) == 10 + 8 and sum(name.startswith("gan-") and "_near" in name for name in handed) == 8
+    assert "| real + classical + anchored x1 | 84.0 ± 1.4% |" in result.report.read_text()
