@@ -24,7 +24,8 @@ from pathlib import Path
 import torch
 
 from gan.classify import accuracy, predict
-from gan.config import DataConfig, SampleConfig, ValueConfig
+from gan.command_config import SampleConfig, ValueConfig
+from gan.config import DataConfig
 from gan.data import load_dataset
 from gan.sample import export
 from gan.value import measure_value

@@ -26,7 +26,8 @@ import torch
 
 from gan.digits import write_split
 from gan.classify import TrainingSet, predict, train_classifier
-from gan.config import DataConfig, EvalConfig, RunConfig
+from gan.command_config import EvalConfig
+from gan.config import DataConfig, RunConfig
 from gan.data import load_dataset
 from gan.evaluate import evaluate_run
 from gan.generate import generate, load_generator

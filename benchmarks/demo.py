@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from gan.cli import DEMO_STEPS, demo_config, demo_data
-from gan.config import EvalConfig, SampleConfig
+from gan.command_config import EvalConfig, SampleConfig
 from gan.evaluate import evaluate_run
 from gan.sample import export
 from gan.train import train

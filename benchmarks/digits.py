@@ -31,7 +31,8 @@ from conditioning import oracle
 from gan.digits import write_split
 from gan.checkpoint import list_checkpoints, load_checkpoint
 from gan.classify import TrainingSet, accuracy, predict, train_classifier
-from gan.config import DataConfig, EvalConfig, RunConfig, SampleConfig, ValueConfig
+from gan.command_config import EvalConfig, SampleConfig, ValueConfig
+from gan.config import DataConfig, RunConfig
 from gan.data import load_dataset
 from gan.data import training_images
 from gan.evaluate import evaluate_run, format_report

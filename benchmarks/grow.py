@@ -22,7 +22,7 @@ import shutil
 import time
 from pathlib import Path
 
-from gan.config import GrowConfig, ValueConfig
+from gan.command_config import GrowConfig, ValueConfig
 from gan.digits import write_split
 from gan.grow import MIN_GAIN, grow
 from gan.value import measure_value

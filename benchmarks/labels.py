@@ -33,7 +33,8 @@ from conditioning import apply
 from gan.digits import write_split
 from gan.checkpoint import load_checkpoint, pick_checkpoint
 from gan.classify import SmallCNN, TrainingSet, accuracy, embed, predict, train_classifier
-from gan.config import DataConfig, RunConfig, SampleConfig, ValueConfig
+from gan.command_config import SampleConfig, ValueConfig
+from gan.config import DataConfig, RunConfig
 from gan.data import load_dataset
 from gan.generate import generate, load_generator
 from gan.judge import _shifts_and_colours

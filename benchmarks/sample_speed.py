@@ -23,7 +23,8 @@ import torch
 
 from gan import device as devices
 from gan.checkpoint import load_checkpoint, pick_checkpoint
-from gan.config import RunConfig, SampleConfig
+from gan.command_config import SampleConfig
+from gan.config import RunConfig
 from gan.generate import load_generator
 from gan.sample import export
 from gan.train import train

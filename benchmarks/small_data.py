@@ -32,7 +32,8 @@ import numpy as np
 import torch
 
 from gan.checkpoint import load_checkpoint
-from gan.config import EvalConfig, RunConfig
+from gan.command_config import EvalConfig
+from gan.config import RunConfig
 from gan.data import load_dataset
 from gan.evaluate import evaluate_run
 from gan.models import Discriminator

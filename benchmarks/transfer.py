@@ -25,7 +25,8 @@ import torch
 from conditioning import oracle
 from digits import oracle_agreement
 from gan.digits import write_split
-from gan.config import EvalConfig, RunConfig, SampleConfig, ValueConfig
+from gan.command_config import EvalConfig, SampleConfig, ValueConfig
+from gan.config import RunConfig
 from gan.evaluate import evaluate_run
 from gan.sample import export
 from gan.train import train

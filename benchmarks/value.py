@@ -18,7 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-from gan.config import EvalConfig, RunConfig, SampleConfig, ValueConfig
+from gan.command_config import EvalConfig, SampleConfig, ValueConfig
+from gan.config import RunConfig
 from gan.evaluate import evaluate_run, format_report
 from gan.sample import export
 from gan.train import train

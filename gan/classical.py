@@ -15,7 +15,7 @@ import torch
 import torchvision.transforms.v2.functional as F
 from torchvision.transforms import InterpolationMode
 
-from gan.config import CLASSICAL_OPS as OPS
+from gan.command_config import CLASSICAL_OPS as OPS
 
 APPLY_P = 0.5  # each chosen op hits each variant with this probability (and every variant gets at least one)
 

@@ -10,7 +10,8 @@ import sys
 import typing
 from pathlib import Path
 
-from gan.config import EvalConfig, GrowConfig, RunConfig, SampleConfig, ValueConfig, VariantsConfig
+from gan.command_config import EvalConfig, GrowConfig, SampleConfig, ValueConfig, VariantsConfig
+from gan.config import RunConfig
 from gan.errors import GanError
 from gan.files import is_refused
 from gan.options import field_types, flag_of, to_dict

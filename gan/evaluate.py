@@ -19,7 +19,8 @@ from torch import nn
 
 from gan import device as devices
 from gan.checkpoint import BEST, load_checkpoint, pick_checkpoint
-from gan.config import EvalConfig, MetricsConfig, RunConfig
+from gan.command_config import EvalConfig
+from gan.config import MetricsConfig, RunConfig
 from gan.data import ImageDataset, load_dataset, training_images
 from gan.distributed import SINGLE, Ranks
 from gan.errors import GanError
@@ -55,6 +56,11 @@ class Samples:
     images: torch.Tensor  # (N, C, H, W) uint8, as an exported file would hold them
     labels: torch.Tensor | None  # (N,) class of each, for a conditional generator
     seeds: list[int]
+
+
+# What a training run logs of each evaluation's scores (Evaluator.score): a new metric touches these two.
+METRICS = {"Metrics/KID": "kid", "Metrics/FID": "fid", "Metrics/precision": "precision", "Metrics/recall": "recall",
+           "Metrics/class_KID": "class_kid", "Metrics/label_agreement": "label_agreement"}
 
 
 class Evaluator:
@@ -144,17 +150,23 @@ class Evaluator:
         return self.score(fake, Samples(images, labels, self.seeds)) if ranks.main else None
 
 
-def training_evaluator(cfg: RunConfig, dataset: ImageDataset, device: torch.device, log,
-                       ranks: Ranks = SINGLE) -> Evaluator | None:
-    """What scores the generator every --eval-every steps (None: evaluation off)."""
+def training_space(cfg: RunConfig, dataset: ImageDataset, device: torch.device, log) -> FeatureSpace | None:
+    """The features a run's evaluations compare in, loaded before the run folder is made so that a bad file fails
+    first (None: evaluation off)."""
     if not cfg.train.eval_every:
         return None
     if len(dataset) < 2:
         log("note: the metrics need at least 2 real images, so this run is not evaluated and keeps no best.pt")
         return None
-    space = load_feature_space(cfg.metrics, device, log)
+    return load_feature_space(cfg.metrics, device, log)
+
+
+def training_evaluator(cfg: RunConfig, space: FeatureSpace, dataset: ImageDataset, device: torch.device,
+                       judge: Callable[[], Judge] | None, ranks: Ranks = SINGLE) -> Evaluator:
+    """What scores the generator every --eval-every steps, with `judge` for its label agreement."""
     count = eval_count(cfg.train.eval_count, len(dataset))
-    return Evaluator(space, dataset, cfg.data.class_names, bool(cfg.num_classes), count, device, ranks=ranks)
+    return Evaluator(space, dataset, cfg.data.class_names, bool(cfg.num_classes), count, device, judge=judge,
+                     ranks=ranks)
 
 
 def best_so_far(run_dir: Path, evaluator: Evaluator, best_by: str, log) -> tuple[float, int | None]:

@@ -20,7 +20,8 @@ from functools import partial
 from pathlib import Path
 from typing import Callable
 
-from gan.config import GrowConfig, RunConfig, SampleConfig, ValueConfig, VariantsConfig
+from gan.command_config import GrowConfig, SampleConfig, ValueConfig, VariantsConfig
+from gan.config import RunConfig
 from gan.errors import GanError
 from gan.files import FolderLock, write_text
 from gan.folders import check_folder, scan_folder

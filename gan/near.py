@@ -12,7 +12,7 @@ import torch
 from gan import device as devices
 from gan.anchored import invert, variants
 from gan.checkpoint import load_checkpoint, pick_checkpoint
-from gan.config import SampleConfig, check_variants_total
+from gan.command_config import SampleConfig, check_variants_total
 from gan.data import load_dataset
 from gan.errors import GanError
 from gan.files import prepare_out

@@ -3,6 +3,7 @@ checkpoints and evaluations), written by the first process while the others take
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -11,19 +12,15 @@ from gan.checkpoint import list_checkpoints, save_best, save_checkpoint, trainin
 from gan.config import RunConfig
 from gan.data import ImageDataset
 from gan.errors import GanError
-from gan.judge import run_judge
+from gan.evaluate import METRICS, best_so_far, training_evaluator
+from gan.features import FeatureSpace
+from gan.judge import Judge, run_judge
 from gan.models import refresh_batchnorm_stats
 from gan.pixels import to_signed
 from gan.state import TrainingState
 from gan.streams import GRID, NORM, seeded
 from gan.step import stacked
 from gan.tracking import GRID_ROWS, GRID_SIZE, Tracker
-
-# What each evaluation logs, from Evaluator scores.
-METRICS = {"Metrics/KID": "kid", "Metrics/FID": "fid", "Metrics/precision": "precision", "Metrics/recall": "recall",
-           "Metrics/class_KID": "class_kid", "Metrics/label_agreement": "label_agreement"}
-
-
 
 class TrainingDiverged(GanError):
     """A loss became NaN or infinite; the message names the step and the last good checkpoint."""
@@ -70,19 +67,26 @@ class Run:
     """A run in progress in its folder: what falls due between steps (stats, grids, checkpoints, evaluations).
     Only the first process writes; the others take part in what needs all of them."""
 
-    def __init__(self, run_dir: Path, cfg: RunConfig, state: TrainingState, dataset: ImageDataset, evaluator,
-                 start: int, best: tuple[float, int | None], log):
-        self.run_dir, self.cfg, self.state, self.dataset, self.evaluator = run_dir, cfg, state, dataset, evaluator
+    def __init__(self, run_dir: Path, cfg: RunConfig, state: TrainingState, dataset: ImageDataset,
+                 space: FeatureSpace | None, start: int, log):
+        self.run_dir, self.cfg, self.state, self.dataset = run_dir, cfg, state, dataset
         self.main = state.ranks.main
         t, device = cfg.train, state.device
-        self.best_score, self.best_step = best  # what best.pt holds (inf, None: none yet, or none comparable)
         self.last_scores: dict | None = None  # the latest evaluation's (first process only)
         self.grid_z, self.grid_labels = _grid_inputs(cfg, device)
         self.unreported = _unreported_stats(cfg, state.policy)
         self.ema_stats_step = None
         self.tracker = Tracker(run_dir, t.steps, start, t.batch_size, t.tensorboard, log) if self.main else None
-        if evaluator and cfg.num_classes and self.main:  # trained at the first evaluation, kept in the run
-            evaluator.make_judge = lambda: run_judge(run_dir, cfg, lambda: dataset, device, self.tracker.message)
+        self.evaluator = None  # evaluation off (space None)
+        if space is not None:
+            def judge() -> Judge:  # trained at the first evaluation, and kept in the run folder
+                return run_judge(run_dir, cfg, lambda: dataset, device, self.tracker.message)
+
+            self.evaluator = training_evaluator(cfg, space, dataset, device, judge if self.main else None,
+                                                state.ranks)
+        # What best.pt holds (inf, None: none yet, or none comparable).
+        self.best_score, self.best_step = (best_so_far(run_dir, self.evaluator, t.best_by, log)
+                                           if self.evaluator and self.main else (math.inf, None))
 
     def begin(self, start: int) -> None:
         if not self.main:

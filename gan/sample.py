@@ -20,7 +20,8 @@ from torch import nn
 
 from gan import device as devices
 from gan.checkpoint import Checkpoint, load_checkpoint, pick_checkpoint
-from gan.config import MAX_EXPORT, RunConfig, SampleConfig
+from gan.command_config import MAX_EXPORT, SampleConfig
+from gan.config import RunConfig
 from gan.errors import GanError
 from gan.copies import copy_filter
 from gan.data import training_images

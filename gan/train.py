@@ -19,7 +19,8 @@ from gan.data import ImageDataset, load_dataset
 from gan.distributed import SINGLE, Ranks
 from gan.errors import GanError
 from gan.files import LOCK
-from gan.evaluate import best_so_far, training_evaluator
+from gan.evaluate import training_space
+from gan.features import FeatureSpace
 from gan.judge import label_warnings
 from gan.memory import check_fits, out_of_memory_explained
 from gan.options import seconds, shape_differences
@@ -238,11 +239,11 @@ def _train(cfg: RunConfig, resume: Checkpoint | None, device: torch.device, log,
         start = resume.step
     elif t.init_from:
         start_from({"G": nets.G, "D": nets.D, "G_ema": nets.G_ema}, load_source(t.init_from), cfg, log)
-    evaluator = training_evaluator(cfg, dataset, device, log, ranks)  # before the run folder: a bad file fails early
+    space = training_space(cfg, dataset, device, log)
     # Only now, with everything checked, does the run touch its folder.
     run_dir, lock = _shared_run_folder(cfg, resume, log, ranks)
     try:
-        return _train_in(run_dir, cfg, state, dataset, evaluator, start, resume, device, amp, log)
+        return _train_in(run_dir, cfg, state, dataset, space, start, resume, device, amp, log)
     except OSError as error:  # a full disk or lost permissions while writing grids, logs or the config
         raise unwritable(run_dir, error.filename or run_dir, error) from None
     finally:
@@ -250,14 +251,13 @@ def _train(cfg: RunConfig, resume: Checkpoint | None, device: torch.device, log,
             lock.release()
 
 
-def _train_in(run_dir: Path, cfg: RunConfig, state: TrainingState, dataset: ImageDataset, evaluator, start: int,
-              resume: Checkpoint | None, device: torch.device, amp, log) -> TrainResult:
-    main = state.ranks.main
-    best = best_so_far(run_dir, evaluator, cfg.train.best_by, log) if evaluator and main else (math.inf, None)
-    if main:
+def _train_in(run_dir: Path, cfg: RunConfig, state: TrainingState, dataset: ImageDataset,
+              space: FeatureSpace | None, start: int, resume: Checkpoint | None, device: torch.device, amp,
+              log) -> TrainResult:
+    if state.ranks.main:
         save_config(run_dir, cfg)
     _announce(run_dir, cfg, state.ranks, device, amp, resume, start, log)
-    run = Run(run_dir, cfg, state, dataset, evaluator, start, best, log)
+    run = Run(run_dir, cfg, state, dataset, space, start, log)
     try:
         run.begin(start)
         step, checkpoint, stopped_early = _loop(run, start, amp)

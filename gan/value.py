@@ -16,7 +16,8 @@ import torch
 from gan import device as devices
 from gan.classical import batch_augmenter
 from gan.classify import TrainingSet, accuracy, embed, predict, probabilities, train_classifier
-from gan.config import DataConfig, ValueConfig, parse_ops
+from gan.command_config import ValueConfig, parse_ops
+from gan.config import DataConfig
 from gan.data import ImageDataset, load_dataset
 from gan.errors import GanError
 from gan.files import out_folder, prepare_out

@@ -13,7 +13,7 @@ import torch
 import torchvision.transforms.v2.functional as F
 
 from gan.classical import augment_image, describe
-from gan.config import VariantsConfig, check_variants_total, parse_ops
+from gan.command_config import VariantsConfig, check_variants_total, parse_ops
 from gan.folders import check_folder, scan_folder
 from gan.device import cpu_cores
 from gan.errors import GanError

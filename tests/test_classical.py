@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from gan.classical import ROTATE_DEGREES, apply_op, augment_image, batch_augmenter, describe
-from gan.config import CLASSICAL_OPS, parse_ops
+from gan.command_config import CLASSICAL_OPS, parse_ops
 
 
 def image(channels: int = 3, size: tuple[int, int] = (60, 90), seed: int = 0) -> torch.Tensor:

@@ -14,8 +14,8 @@ import pytest
 
 from helpers import TINY_FLAGS
 from gan.cli import build_parser, flag_reference, main
-from gan.config import (DataConfig, EvalConfig, MetricsConfig, ModelConfig, SampleConfig, TrainConfig, ValueConfig,
-                        VariantsConfig)
+from gan.command_config import EvalConfig, SampleConfig, ValueConfig, VariantsConfig
+from gan.config import DataConfig, MetricsConfig, ModelConfig, TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -11,7 +11,7 @@ from PIL import Image
 import gan.evaluate as evaluate_module
 from helpers import stats_records, tiny_config, write_images
 from gan.checkpoint import load_checkpoint
-from gan.config import EvalConfig
+from gan.command_config import EvalConfig
 from gan.copies import copy_filter
 from gan.data import load_dataset
 from gan.errors import GanError

@@ -11,7 +11,7 @@ import torch
 
 import gan.grow as grow_module
 from helpers import coloured
-from gan.config import GrowConfig
+from gan.command_config import GrowConfig
 from gan.errors import GanError
 from gan.grow import grow
 

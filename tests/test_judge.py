@@ -7,7 +7,7 @@ from PIL import Image
 
 from helpers import tiny_config
 from gan.checkpoint import load_checkpoint
-from gan.config import EvalConfig, SampleConfig
+from gan.command_config import EvalConfig, SampleConfig
 from gan.data import training_images
 from gan.evaluate import evaluate_run, format_report
 from gan.judge import JUDGE, held_out_split, run_judge, train_judge

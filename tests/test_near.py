@@ -6,7 +6,7 @@ import pytest
 
 from helpers import write_images
 from gan.cli import main
-from gan.config import SampleConfig
+from gan.command_config import SampleConfig
 from gan.errors import GanError
 from gan.sample import export
 

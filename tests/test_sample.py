@@ -15,7 +15,7 @@ import gan.sample as sample_module
 from helpers import fill_the_disk_after, tiny_config, write_images
 from gan.checkpoint import load_checkpoint, save_checkpoint
 from gan.cli import main
-from gan.config import SampleConfig
+from gan.command_config import SampleConfig
 from gan.errors import GanError
 from gan.sample import export
 from gan.train import train

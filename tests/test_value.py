@@ -7,7 +7,7 @@ from PIL import Image
 
 from helpers import coloured, write_images
 from gan.cli import main
-from gan.config import ValueConfig
+from gan.command_config import ValueConfig
 from gan.errors import GanError
 from gan.value import measure_value
 from gan.value_report import BOTH, CLASSICAL, ONLY, REAL, SYNTHETIC
@@ -194,7 +194,7 @@ def test_conditions_trains_only_the_configurations_named(folders, tmp_path):
 
 
 def test_every_condition_name_has_a_configuration():
-    from gan.config import VALUE_CONDITIONS
+    from gan.command_config import VALUE_CONDITIONS
     from gan.value import KINDS
 
     assert list(KINDS) == list(VALUE_CONDITIONS)

@@ -6,7 +6,7 @@ from PIL import Image
 
 import gan.variants as variants_module
 from helpers import fill_the_disk_after, write_images
-from gan.config import VariantsConfig
+from gan.command_config import VariantsConfig
 from gan.errors import GanError
 from gan.variants import export_variants
 
