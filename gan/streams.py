@@ -17,6 +17,9 @@ DATA, NOISE, GRID, NORM, AUGMENT = range(5)
 REFERENCE = 5
 # the run's judge (gan.judge), from the run's --seed: its held-out split and its augmentation
 JUDGE_SPLIT, JUDGE_AUGMENT = 3, 4
+# Every stream drawn from a run's --seed, by name: none may take another's number (but the judge's two, above).
+FROM_RUN_SEED = {"data": DATA, "noise": NOISE, "grid": GRID, "norm": NORM, "augment": AUGMENT,
+                 "judge split": JUDGE_SPLIT, "judge augment": JUDGE_AUGMENT}
 # gan value, from each classifier seed: classical augmentation, and the draw of synthetic images
 VALUE_CLASSICAL, VALUE_SYNTHETIC = 1, 2
 
