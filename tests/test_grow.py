@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -162,23 +163,42 @@ def test_a_damaged_journey_file_is_named(tmp_path):
         grow(settings(coloured(tmp_path / "data", 2, seed=4), tmp_path / "out"), log=quiet)
 
 
-def test_the_journey_hands_over_the_kind_of_synthetic_images_that_helped_more(tmp_path, monkeypatch):
+def measurements(monkeypatch, real, classical, grown):
+    """gan value replaced by fixed accuracies per seed: `grown` maps each kind of synthetic image to its accuracy with
+    real images and classical augmentation at share 1 (share 0.5 gains nothing)."""
     import gan.value
     from gan.value_report import BOTH, CLASSICAL, REAL
 
-    def measured(cfg, log):  # anchored images 3 points over classical augmentation in every seed, sampled ones 0.5
+    def measured(cfg, log):
         if not cfg.synthetic:
-            return SimpleNamespace(report={"conditions": {REAL: {"accuracy": [0.80, 0.78]},
-                                                          CLASSICAL: {"accuracy": [0.82, 0.80]}}})
-        gain = 0.03 if cfg.synthetic.endswith("anchored") else 0.005
-        return SimpleNamespace(report={"conditions": {CLASSICAL: {"accuracy": [0.82, 0.80]},
-                                                      f"{BOTH} x0.5": {"accuracy": [0.82, 0.80]},
-                                                      f"{BOTH} x1": {"accuracy": [0.82 + gain, 0.80 + gain]}},
+            return SimpleNamespace(report={"conditions": {REAL: {"accuracy": real}, CLASSICAL: {"accuracy": classical}}})
+        return SimpleNamespace(report={"conditions": {CLASSICAL: {"accuracy": classical},
+                                                      f"{BOTH} x0.5": {"accuracy": classical},
+                                                      f"{BOTH} x1": {"accuracy": grown[Path(cfg.synthetic).name]}},
                                        "share_sweep": {"best": 1.0}, "verdict": "(measured)"})
 
     monkeypatch.setattr(gan.value, "measure_value", measured)
+
+
+def test_the_journey_hands_over_the_kind_of_synthetic_images_that_helped_more(tmp_path, monkeypatch):
+    # anchored images 3 points over classical augmentation in every seed, sampled ones 0.5
+    measurements(monkeypatch, real=[0.80, 0.78], classical=[0.82, 0.80],
+                 grown={"anchored": [0.85, 0.83], "sampled": [0.825, 0.805]})
     result = grow(settings(coloured(tmp_path / "data", 10, seed=5), tmp_path / "out"), log=quiet)
     assert result.helped and "drawn near each real training image" in result.verdict
     handed = sorted(p.name for p in (result.images / "red").iterdir())
     assert len(handed) == 10 + 8 and sum(name.startswith("gan-") and "_near" in name for name in handed) == 8
     assert "| real + classical + anchored x1 | 84.0 ± 1.4% |" in result.report.read_text()
+    decision = json.loads((result.out / "journey.json").read_text())["stages"]["hand over"]
+    assert decision["over"] == "real images with classical augmentation"
+    assert decision["gains"] == pytest.approx([3.0, 3.0])
+
+
+def test_synthetic_images_must_beat_real_images_alone_where_classical_augmentation_hurts(tmp_path, monkeypatch):
+    # 5 points over classical augmentation, which itself lost 10: the user's own folder is still better
+    measurements(monkeypatch, real=[0.90, 0.88], classical=[0.80, 0.78],
+                 grown={"anchored": [0.85, 0.83], "sampled": [0.85, 0.83]})
+    data = coloured(tmp_path / "data", 10, seed=5)
+    result = grow(settings(data, tmp_path / "out"), log=quiet)
+    assert not result.helped and result.images.resolve() == data.resolve()
+    assert "-5.0 points over real images alone" in result.verdict
