@@ -262,6 +262,8 @@ class GrowConfig:
     seeds: int = option(3, "classifier trainings per configuration: the gains are paired by seed",
                         within=Range(2, 100))
     epochs: int = option(50, "classifier training length, in passes over the real images", within=Range(1, 10_000))
+    ops: str = option(",".join(CLASSICAL_OPS), "the classical augmentation measured and handed over, comma-separated "
+                      "(drop flip for text or digits)")
     seed: int = option(0, "seed of the split and of the GAN")
     device: str = device_option("train")
 
@@ -271,4 +273,5 @@ class GrowConfig:
             if not value:
                 raise GanError(f"{flag} is required (gan grow --data DIR --out DIR)")
         ValueConfig(train=self.data, test=self.data, out=self.out, synthetic_ratio=self.synthetic_ratio).shares()
+        check_ops(self.ops)
         check_seed(self.seed)

@@ -191,14 +191,15 @@ class _Journey:
         conditions = "classical,both" if synthetic else "real,classical"
         value = ValueConfig(train=split["train"], test=split["test"], out=str(self.out / folder), synthetic=synthetic,
                             classical=True, synthetic_ratio=cfg.synthetic_ratio, seeds=cfg.seeds, epochs=cfg.epochs,
-                            resolution=cfg.resolution, conditions=conditions, device=cfg.device, overwrite=True)
+                            resolution=cfg.resolution, ops=cfg.ops, conditions=conditions, device=cfg.device,
+                            overwrite=True)
         from gan.value import measure_value
 
         report = measure_value(value, log=self.log).report
         mixed = f" --synthetic {synthetic} --synthetic-ratio {cfg.synthetic_ratio}" if synthetic else ""
-        return report, (f"gan value --train {split['train']} --test {split['test']} --classical{mixed} --conditions "
-                        f"{conditions} --seeds {cfg.seeds} --epochs {cfg.epochs} --resolution {cfg.resolution} --out "
-                        f"{self.out / folder}")
+        return report, (f"gan value --train {split['train']} --test {split['test']} --classical --ops {cfg.ops}{mixed} "
+                        f"--conditions {conditions} --seeds {cfg.seeds} --epochs {cfg.epochs} --resolution "
+                        f"{cfg.resolution} --out {self.out / folder}")
 
     def baseline(self) -> dict:
         report, command = self._value("baseline")
@@ -290,7 +291,8 @@ class _Journey:
             images = self._real_and_variants()
             verdict = (f"Synthetic images did not help your data ({why}); use classical augmentation ({images}/), "
                        f"which gave {_mean(classical_gains):+.1f} points over real images alone")
-            command = f"gan augment --data {self.root} --per-image {VARIANTS_PER_IMAGE} --out {images}"
+            command = (f"gan augment --data {self.root} --per-image {VARIANTS_PER_IMAGE} --ops {self.cfg.ops} "
+                       f"--seed {self.cfg.seed} --out {images}")
         else:
             images = self.root
             verdict = (f"Synthetic images did not help your data ({why}), and neither did classical augmentation "
@@ -328,7 +330,7 @@ class _Journey:
 
         folder = self.out / "classical"
         export_variants(VariantsConfig(data=str(self.root), out=str(folder), per_image=VARIANTS_PER_IMAGE,
-                                       seed=self.cfg.seed, overwrite=True), log=self.log)
+                                       ops=self.cfg.ops, seed=self.cfg.seed, overwrite=True), log=self.log)
         for file in scan_folder(self.root, lambda _: None)[0]:
             target = folder / file.relative_to(self.root)
             if not target.exists():
@@ -383,7 +385,9 @@ def _class_counts(folder: Path) -> dict[str, int]:
 
 
 def _mean(values: list[float]) -> float:
-    return sum(values) / len(values)
+    # Accuracies are ratios of counts, so equal means must compare equal (a tie must not hand over classical
+    # augmentation, nor print as -0.0): the float noise of summing them is rounded off.
+    return round(sum(values) / len(values), 9) + 0.0
 
 
 def _std(values: list[float]) -> float:

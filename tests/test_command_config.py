@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from gan.classical import augment_image
-from gan.command_config import CLASSICAL_OPS, SampleConfig, ValueConfig
+from gan.command_config import CLASSICAL_OPS, GrowConfig, SampleConfig, ValueConfig
 from gan.errors import GanError
 
 
@@ -29,6 +29,11 @@ def test_gan_value_work_is_bounded_before_it_starts(name, value, message):
     setattr(cfg, name, value)
     with pytest.raises(GanError, match=message):
         cfg.validate()
+
+
+def test_gan_grow_names_an_unknown_classical_operation():
+    with pytest.raises(GanError, match="--ops: .*wobble"):
+        GrowConfig(data="d", out="o", ops="rotate,wobble").validate()
 
 
 def test_each_classical_operation_has_code_of_its_own():

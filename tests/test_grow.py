@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -165,11 +166,14 @@ def test_a_damaged_journey_file_is_named(tmp_path):
 
 def measurements(monkeypatch, real, classical, grown):
     """gan value replaced by fixed accuracies per seed: `grown` maps each kind of synthetic image to its accuracy with
-    real images and classical augmentation at share 1 (share 0.5 gains nothing)."""
+    real images and classical augmentation at share 1 (share 0.5 gains nothing). Returns the settings it was given."""
     import gan.value
     from gan.value_report import BOTH, CLASSICAL, REAL
 
+    given = []
+
     def measured(cfg, log):
+        given.append(cfg)
         if not cfg.synthetic:
             return SimpleNamespace(report={"conditions": {REAL: {"accuracy": real}, CLASSICAL: {"accuracy": classical}}})
         return SimpleNamespace(report={"conditions": {CLASSICAL: {"accuracy": classical},
@@ -178,6 +182,7 @@ def measurements(monkeypatch, real, classical, grown):
                                        "share_sweep": {"best": 1.0}, "verdict": "(measured)"})
 
     monkeypatch.setattr(gan.value, "measure_value", measured)
+    return given
 
 
 def test_the_journey_hands_over_the_kind_of_synthetic_images_that_helped_more(tmp_path, monkeypatch):
@@ -202,3 +207,26 @@ def test_synthetic_images_must_beat_real_images_alone_where_classical_augmentati
     result = grow(settings(data, tmp_path / "out"), log=quiet)
     assert not result.helped and result.images.resolve() == data.resolve()
     assert "-5.0 points over real images alone" in result.verdict
+
+
+def test_a_tie_between_real_images_and_classical_augmentation_hands_over_the_real_images(tmp_path, monkeypatch):
+    # the same mean accuracy, 0.95, whose float sums differ in their last bit
+    classical = [0.9333333333333333, 0.95, 0.9666666666666667]
+    measurements(monkeypatch, real=[0.95, 0.95, 0.95], classical=classical,
+                 grown={"anchored": classical, "sampled": classical})
+    data = coloured(tmp_path / "data", 10, seed=5)
+    result = grow(settings(data, tmp_path / "out", seeds=3), log=quiet)
+    assert not result.helped and result.images.resolve() == data.resolve()
+    assert "+0.0 points over real images alone" in result.verdict and "(+0.0 points)" in result.verdict
+
+
+def test_the_classical_augmentation_chosen_is_the_one_measured_and_handed_over(tmp_path, monkeypatch):
+    given = measurements(monkeypatch, real=[0.80, 0.78], classical=[0.82, 0.80],
+                         grown={"anchored": [0.82, 0.80], "sampled": [0.82, 0.80]})
+    result = grow(settings(coloured(tmp_path / "data", 10, seed=5), tmp_path / "out", ops="rotate,blur"), log=quiet)
+    assert not result.helped and result.images.name == "classical"
+    assert len(given) == 3 and {cfg.ops for cfg in given} == {"rotate,blur"}
+    with open(result.images / "manifest.csv", newline="") as manifest:
+        applied = {op for row in csv.DictReader(manifest) for op in re.findall(r"(\w+)\(", row["ops"])}
+    assert applied and applied <= {"rotate", "blur"}
+    assert "--ops rotate,blur" in result.report.read_text()
