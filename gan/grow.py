@@ -347,12 +347,10 @@ class _Journey:
         lines = [f"# {last['verdict']}", "", "Held-out accuracy of the same small classifier, mean ± std over seeds "
                  "(each synthetic row at its best share):", "", "| trained on | held-out accuracy |", "|---|---|"]
         lines += [f"| {name} | {100 * _mean(values):.1f} ± {100 * _std(values):.1f}% |" for name, values in rows]
-        bar, bar_accuracy = _the_bar(baseline)
-        gains = _gains(self.stages[f"measure {last['mode']}"]["grown"], bar_accuracy)
-        if gains:
+        if last["gains"]:
             lines += ["", f"![accuracy of every configuration, {last['mode']} images](value/{last['mode']}/accuracy.png)",
-                      "", f"Gain of the {last['mode']} share over {bar}, per seed: "
-                      f"{', '.join(f'{g:+.1f}' for g in gains)} points (every share: "
+                      "", f"Gain of the {last['mode']} share over {last['over']}, per seed: "
+                      f"{', '.join(f'{g:+.1f}' for g in last['gains'])} points (every share: "
                       f"value/{last['mode']}/report.md). The kind and the share were chosen on the same held-out images "
                       f"they are reported on, so the gain is an optimistic estimate: confirm it on images that took no "
                       f"part (gan value --test)."]

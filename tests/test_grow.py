@@ -193,7 +193,9 @@ def test_the_journey_hands_over_the_kind_of_synthetic_images_that_helped_more(tm
     assert result.helped and "drawn near each real training image" in result.verdict
     handed = sorted(p.name for p in (result.images / "red").iterdir())
     assert len(handed) == 10 + 8 and sum(name.startswith("gan-") and "_near" in name for name in handed) == 8
-    assert "| real + classical + anchored x1 | 84.0 ± 1.4% |" in result.report.read_text()
+    report = result.report.read_text()
+    assert "| real + classical + anchored x1 | 84.0 ± 1.4% |" in report
+    assert "anchored share over real images with classical augmentation, per seed: +3.0, +3.0 points" in report
     decision = json.loads((result.out / "journey.json").read_text())["stages"]["hand over"]
     assert decision["over"] == "real images with classical augmentation"
     assert decision["gains"] == pytest.approx([3.0, 3.0])
