@@ -261,8 +261,7 @@ class _Journey:
         share = report["share_sweep"]["best"] if report["share_sweep"] else shares[0]
         results = report["conditions"]
         grown = results[at(BOTH, share if len(shares) > 1 else None)]["accuracy"]
-        return {"share": share, "grown": grown, "classical": results[CLASSICAL]["accuracy"],
-                "gains": _gains(grown, results[CLASSICAL]["accuracy"]),
+        return {"share": share, "grown": grown, "gains": _gains(grown, results[CLASSICAL]["accuracy"]),
                 "verdict": report["verdict"], "command": command}
 
     def _best_mode(self) -> str:
